@@ -1,0 +1,3 @@
+"""Puerta: a gating service for Flagger canary deployments."""
+
+__version__ = "0.1.0"

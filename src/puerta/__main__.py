@@ -1,0 +1,5 @@
+"""Allow ``python -m puerta``."""
+
+from puerta.cli.main import main
+
+main()

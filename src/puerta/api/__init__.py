@@ -1,0 +1,1 @@
+"""The HTTP surface: Flagger hooks, the admin API, health and metrics."""

@@ -1,0 +1,219 @@
+"""``/api/v1``: canaries and their rollouts, manual actions, the audit.
+
+Reading canary status is open when ``auth.public_read`` is true (developers want to know where
+their rollout is); every mutating call and every read of the audit needs a bearer token with a
+sufficient role, and every action is audited with the token's name as the actor.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from puerta.api import schemas
+from puerta.api.auth import Principal, Role, bearer_principal, require
+from puerta.api.views import canary_from, rollout_from
+from puerta.errors import BadRequest, NotFound
+from puerta.metrics import Metrics
+from puerta.service.admin import ActionResult, AdminService
+from puerta.store import repository as repo
+from puerta.store.db import Database
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.Problem, "description": "missing or unknown token"},
+    403: {"model": schemas.Problem, "description": "the token's role may not do this"},
+}
+
+
+def reader(request: Request) -> Principal | None:
+    principal = bearer_principal(request)
+    if principal is None and not request.app.state.policy.policy.auth.public_read:
+        return require(Role.VIEWER, request)
+    return principal
+
+
+def viewer(request: Request) -> Principal:
+    return require(Role.VIEWER, request)
+
+
+def approver(request: Request) -> Principal:
+    return require(Role.APPROVER, request)
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _admin(request: Request) -> AdminService:
+    service: AdminService = request.app.state.admin_service
+    return service
+
+
+@router.get("/whoami", response_model=schemas.WhoAmI, responses=_ERRORS)
+async def whoami(principal: Annotated[Principal, Depends(viewer)]) -> schemas.WhoAmI:
+    """The name and role of the presented token."""
+    return schemas.WhoAmI(name=principal.name, role=principal.role.name.lower())
+
+
+@router.get("/canaries", response_model=schemas.CanaryList, responses=_ERRORS)
+async def list_canaries(
+    request: Request,
+    _: Annotated[Principal | None, Depends(reader)],
+    namespace: str | None = None,
+    environment: str | None = None,
+) -> schemas.CanaryList:
+    """Every canary Puerta has seen, with its current rollout, phase and what it waits for."""
+    async with _db(request).read() as conn:
+        rows = await repo.list_canaries(conn, namespace=namespace, environment=environment)
+    return schemas.CanaryList(
+        canaries=[
+            schemas.Canary(**canary_from(row, rollout_from(row, "rollout_"))) for row in rows
+        ]
+    )
+
+
+@router.get(
+    "/canaries/{namespace}/{name}",
+    response_model=schemas.CanaryDetail,
+    responses={**_ERRORS, 404: {"model": schemas.Problem}},
+)
+async def get_canary(
+    request: Request,
+    namespace: str,
+    name: str,
+    _: Annotated[Principal | None, Depends(reader)],
+    history: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> schemas.CanaryDetail:
+    """One canary: its current rollout and its rollout history, newest first."""
+    async with _db(request).read() as conn:
+        canary = await repo.find_canary(conn, namespace, name)
+        if canary is None:
+            raise NotFound(f"canary {namespace}/{name} has never called Puerta")
+        rows = await repo.rollout_history(conn, canary.id, history)
+    rollouts = [r for r in (rollout_from(row) for row in rows) if r is not None]
+    current = rollouts[0] if rows and rows[0].id == canary.current_rollout_id else None
+    return schemas.CanaryDetail(**canary_from(canary, current), history=rollouts)
+
+
+def _action_response(result: ActionResult, principal: Principal) -> schemas.ActionResponse:
+    return schemas.ActionResponse(
+        action=result.action,
+        namespace=result.namespace,
+        name=result.name,
+        rollout_seq=result.rollout_seq,
+        message=result.message,
+        actor=principal.name,
+    )
+
+
+_ACTION_ERRORS = {**_ERRORS, 404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}}
+
+
+@router.post(
+    "/canaries/{namespace}/{name}/approve",
+    response_model=schemas.ActionResponse,
+    responses=_ACTION_ERRORS,
+)
+async def approve(
+    request: Request,
+    namespace: str,
+    name: str,
+    principal: Annotated[Principal, Depends(approver)],
+    body: schemas.ApproveRequest | None = None,
+) -> schemas.ActionResponse:
+    """Approve the waiting rollout (and lift a halt). Needs the approver role."""
+    body = body or schemas.ApproveRequest()
+    result = await _admin(request).approve(
+        namespace, name, actor=principal.name, reason=body.reason, hook=body.hook, scope=body.scope
+    )
+    _count(request, "approve")
+    return _action_response(result, principal)
+
+
+@router.post(
+    "/canaries/{namespace}/{name}/halt",
+    response_model=schemas.ActionResponse,
+    responses=_ACTION_ERRORS,
+)
+async def halt(
+    request: Request,
+    namespace: str,
+    name: str,
+    principal: Annotated[Principal, Depends(approver)],
+    body: schemas.RequiredReasonRequest,
+) -> schemas.ActionResponse:
+    """Stop the canary: its confirm-* hooks wait until someone approves. Needs approver."""
+    result = await _admin(request).halt(namespace, name, actor=principal.name, reason=body.reason)
+    _count(request, "halt")
+    return _action_response(result, principal)
+
+
+@router.post(
+    "/canaries/{namespace}/{name}/rollback",
+    response_model=schemas.ActionResponse,
+    responses=_ACTION_ERRORS,
+)
+async def rollback(
+    request: Request,
+    namespace: str,
+    name: str,
+    principal: Annotated[Principal, Depends(approver)],
+    body: schemas.RequiredReasonRequest,
+) -> schemas.ActionResponse:
+    """Roll the current rollout back: the rollback hook answers 200. Needs approver."""
+    result = await _admin(request).rollback(
+        namespace, name, actor=principal.name, reason=body.reason
+    )
+    _count(request, "rollback")
+    return _action_response(result, principal)
+
+
+def _count(request: Request, action: str) -> None:
+    metrics: Metrics = request.app.state.metrics
+    metrics.admin_actions.labels(action).inc()
+
+
+@router.get("/audit", response_model=schemas.AuditPage, responses=_ERRORS)
+async def audit(
+    request: Request,
+    _: Annotated[Principal, Depends(viewer)],
+    canary: Annotated[str | None, Query(description="NAMESPACE/NAME")] = None,
+    namespace: str | None = None,
+    environment: str | None = None,
+    hook: str | None = None,
+    decision: Annotated[
+        str | None, Query(description="pass, wait, fail, rollback, carry-on, recorded")
+    ] = None,
+    kind: Annotated[str | None, Query(description="hook or admin")] = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[int | None, Query(ge=1)] = None,
+) -> schemas.AuditPage:
+    """Hook calls and admin actions, newest first. Needs a token (viewer or above)."""
+    name = None
+    if canary is not None:
+        ns, sep, name = canary.partition("/")
+        if not sep or not ns or not name:
+            raise BadRequest(f"canary: expected NAMESPACE/NAME, got {canary!r}")
+        if namespace is not None and namespace != ns:
+            raise BadRequest("canary and namespace disagree")
+        namespace = ns
+    for label, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise BadRequest(f"{label}: give a time zone, e.g. 2026-11-27T14:00:00+02:00")
+    where = repo.AuditFilter(
+        namespace=namespace, name=name, environment=environment, hook=hook, verdict=decision,
+        kind=kind, actor=actor, since=since, until=until,
+    )
+    async with _db(request).read() as conn:
+        rows = await repo.query_audit(conn, where, limit=limit, before_id=cursor)
+    events = [schemas.AuditEvent.model_validate(row) for row in rows]
+    next_cursor = events[-1].id if len(events) == limit else None
+    return schemas.AuditPage(events=events, next_cursor=next_cursor)

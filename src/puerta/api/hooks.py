@@ -1,0 +1,136 @@
+"""``POST /hooks/{type}``: Flagger's webhooks.
+
+Answers follow Flagger's contract: 200 passes, 403 with a plain-text reason waits or refuses
+(Flagger shows the body in its events; it would drop the body of a 5xx and retry). The rollback
+hook is inverted: 200 means roll back now. Bad input is a 400 naming the field, an unknown hook
+type a 404 listing the valid ones; neither touches the stored state.
+"""
+
+from __future__ import annotations
+
+import time
+from fnmatch import fnmatchcase
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from puerta.api.auth import TokenRegistry
+from puerta.domain.hooks import HOOK_NAMES, MAX_BODY_BYTES, HookType, parse_payload
+from puerta.errors import BadRequest
+from puerta.metrics import Metrics
+from puerta.service.hooks import HookService
+
+router = APIRouter(tags=["flagger hooks"])
+log = structlog.get_logger("puerta.hooks")
+
+_PAYLOAD_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name", "namespace"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "namespace": {"type": "string"},
+                        "phase": {"type": "string"},
+                        "checksum": {"type": "string"},
+                        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                }
+            }
+        },
+    },
+    "responses": {
+        "200": {"description": "pass (rollback hook: roll back now)",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "400": {"description": "invalid payload; the body names the field",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "401": {"description": "hook token missing or wrong",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "403": {"description": "wait / refused (rollback hook: carry on); the body says why",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "404": {"description": "unknown hook type",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
+    },
+}
+
+
+def _text(status: int, body: str) -> PlainTextResponse:
+    return PlainTextResponse(body, status_code=status)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadRequest(f"body: larger than {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BadRequest(f"body: larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/hooks/{hook_type}",
+    summary="Answer a Flagger webhook",
+    response_class=PlainTextResponse,
+    openapi_extra=_PAYLOAD_SCHEMA,
+)
+async def flagger_hook(hook_type: str, request: Request) -> PlainTextResponse:
+    """Flagger calls this for every webhook of a Canary; the URL names the hook type."""
+    metrics: Metrics = request.app.state.metrics
+    try:
+        hook = HookType(hook_type)
+    except ValueError:
+        metrics.hook_rejected.labels("unknown", "404").inc()
+        return _text(404, f"unknown hook type {hook_type[:60]!r}; valid: {HOOK_NAMES}")
+    started = time.perf_counter()
+    try:
+        payload = parse_payload(await _read_body(request), hook)
+    except BadRequest as exc:
+        metrics.hook_rejected.labels(hook.value, "400").inc()
+        log.info("hook rejected", hook=hook.value, status=400, reason=str(exc))
+        return _text(400, str(exc))
+
+    tokens: TokenRegistry = request.app.state.tokens
+    if tokens.hook_token_required and not tokens.hook_token_ok(
+        request.query_params.get("token") or payload.metadata.get("token")
+    ):
+        metrics.hook_rejected.labels(hook.value, "401").inc()
+        log.warning("hook token missing or wrong", hook=hook.value, canary=payload.canary)
+        return _text(401, "hook token missing or wrong: add ?token=... to the webhook URL "
+                          "or metadata.token")
+    allowed = request.app.state.policy.policy.hooks.namespaces
+    if not any(fnmatchcase(payload.namespace, pattern) for pattern in allowed):
+        metrics.hook_rejected.labels(hook.value, "403").inc()
+        log.warning("namespace not allowed", hook=hook.value, canary=payload.canary)
+        return _text(403, f"namespace {payload.namespace!r} may not call this Puerta")
+
+    service: HookService = request.app.state.hook_service
+    outcome = await service.handle(hook, payload)
+    decision = outcome.decision
+    elapsed = time.perf_counter() - started
+    metrics.hook_calls.labels(hook.value, decision.verdict.value).inc()
+    metrics.decision_seconds.labels(hook.value).observe(elapsed)
+    log.info(
+        "hook answered",
+        hook=hook.value,
+        canary=payload.canary,
+        phase=payload.phase,
+        checksum=payload.checksum,
+        environment=outcome.environment,
+        rollout=outcome.rollout_seq,
+        verdict=decision.verdict.value,
+        status=decision.http_status,
+        gate=decision.gate,
+        reason=decision.reason,
+        ms=round(elapsed * 1000, 2),
+    )
+    return _text(decision.http_status, decision.body)

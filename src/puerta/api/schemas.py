@@ -1,0 +1,130 @@
+"""Response and request bodies of the admin API (they are its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from puerta.domain.hooks import HookType
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Waiting(_Out):
+    hook: str
+    gate: str | None
+    reason: str
+    since: datetime | None
+    retry_at: datetime | None = None
+
+
+class Rollout(_Out):
+    seq: int
+    status: str = Field(description="pending, confirmed, progressing, succeeded, failed, superseded")
+    environment: str | None
+    revision: str = Field(description="Flagger checksum of the revision, once known")
+    base_checksum: str = Field(description="checksum seen at confirm-rollout (previous revision)")
+    phase: str
+    started_at: datetime
+    confirmed_at: datetime | None
+    progressing_at: datetime | None
+    finished_at: datetime | None
+    last_hook: str | None
+    last_verdict: str | None
+    waiting: Waiting | None = None
+
+
+class Halt(_Out):
+    by: str
+    at: datetime
+    reason: str
+
+
+class Canary(_Out):
+    namespace: str
+    name: str
+    environment: str | None
+    phase: str
+    checksum: str
+    last_hook: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    halted: Halt | None
+    rollout: Rollout | None
+
+
+class CanaryDetail(Canary):
+    history: list[Rollout]
+
+
+class CanaryList(_Out):
+    canaries: list[Canary]
+
+
+class ActionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=2000)
+
+
+class ApproveRequest(ActionRequest):
+    hook: HookType | None = Field(
+        default=None, description="approve only this hook (default: every confirm-* gate)"
+    )
+    scope: Literal["rollout", "canary"] = Field(
+        default="rollout",
+        description="rollout: the current rollout only; canary: later rollouts too "
+        "(counts for manual gates with scope: canary)",
+    )
+
+
+class RequiredReasonRequest(ActionRequest):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ActionResponse(_Out):
+    action: str
+    namespace: str
+    name: str
+    rollout_seq: int | None
+    message: str
+    actor: str
+
+
+class AuditEvent(_Out):
+    id: int
+    at: datetime
+    kind: str
+    actor: str
+    action: str
+    namespace: str | None
+    name: str | None
+    environment: str | None
+    rollout_seq: int | None
+    hook: str | None
+    phase: str | None
+    checksum: str | None
+    verdict: str | None
+    http_status: int | None
+    reason: str | None
+    gate: str | None
+    payload: dict[str, Any] | None
+    details: dict[str, Any] | None
+    duration_ms: float | None
+
+
+class AuditPage(_Out):
+    events: list[AuditEvent]
+    next_cursor: int | None = Field(description="pass as ?cursor= for the next (older) page")
+
+
+class WhoAmI(_Out):
+    name: str
+    role: str
+
+
+class Problem(BaseModel):
+    detail: str

@@ -1,0 +1,104 @@
+"""The app factory: settings, policy, tokens, database and services are built here, never at
+import time, so tests build as many isolated apps as they like (with their own clock)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from puerta import __version__
+from puerta.api import admin, health, hooks
+from puerta.api.auth import TokenRegistry
+from puerta.clock import Clock, SystemClock
+from puerta.errors import BadRequest, Conflict, NotFound, PuertaError
+from puerta.metrics import Metrics
+from puerta.policy import CompiledPolicy, load_policy
+from puerta.service.admin import AdminService
+from puerta.service.hooks import HookService
+from puerta.settings import Settings
+from puerta.store.db import Database
+
+log = structlog.get_logger("puerta.app")
+
+_STATUS = {BadRequest: 400, NotFound: 404, Conflict: 409}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    policy: CompiledPolicy | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """Build a Puerta app. Raises :class:`ConfigError` for an invalid policy or a missing secret."""
+    compiled = policy or load_policy(settings.config_path)
+    tokens = TokenRegistry.from_policy(compiled.policy, settings.environ)
+    the_clock = clock or SystemClock()
+    database_url = settings.resolve_database_url(compiled.policy.database.url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(database_url)
+        if settings.migrate_on_start:
+            await db.migrate()
+        app.state.db = db
+        app.state.hook_service = HookService(db, compiled, the_clock)
+        app.state.admin_service = AdminService(db, the_clock)
+        log.info("puerta started", version=__version__, database=db.dialect,
+                 environments=[e.name for e in compiled.environments])
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(
+        title="Puerta",
+        version=__version__,
+        description="Gating service for Flagger canary deployments.",
+        lifespan=lifespan,
+    )
+    app.state.policy = compiled
+    app.state.tokens = tokens
+    app.state.metrics = Metrics()
+    app.state.clock = the_clock
+    app.include_router(hooks.router)
+    app.include_router(admin.router)
+    app.include_router(health.router)
+    _install_error_handlers(app)
+    return app
+
+
+def _is_hook(request: Request) -> bool:
+    return request.url.path.startswith("/hooks/")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PuertaError)
+    async def _puerta_error(request: Request, exc: PuertaError) -> Response:
+        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 500)
+        if _is_hook(request):
+            return PlainTextResponse(str(exc), status_code=status)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for error in exc.errors():
+            loc = ".".join(str(p) for p in error["loc"] if p != "body")
+            problems.append(f"{loc or 'body'}: {error['msg']}")
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=400)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> Response:
+        # Transient: Flagger retries 5xx, and a 503 tells a load balancer to try another replica.
+        log.error("database error", error=type(exc).__name__, path=request.url.path)
+        unavailable = isinstance(exc, OperationalError)
+        message = "database unavailable" if unavailable else "database error"
+        if _is_hook(request):
+            return PlainTextResponse(message, status_code=503)
+        return JSONResponse({"detail": message}, status_code=503)

@@ -1,0 +1,1 @@
+"""The ``puerta`` command line."""

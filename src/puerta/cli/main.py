@@ -1,0 +1,338 @@
+"""``puerta``: run the service, check a policy file, migrate the database, and talk to a running
+Puerta (status, approve, halt, rollback, audit)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from puerta.cli.client import ApiError, PuertaClient
+from puerta.errors import ConfigError
+
+app = typer.Typer(
+    name="puerta",
+    help="Puerta: gating service for Flagger canary deployments.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ServerOpt = Annotated[
+    str, typer.Option("--server", envvar="PUERTA_URL", help="URL of a running Puerta")
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", envvar="PUERTA_TOKEN", help="bearer token (or PUERTA_TOKEN)"),
+]
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
+def _fail_config(exc: ConfigError) -> None:
+    for problem in exc.problems:
+        typer.echo(problem, err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", envvar="PUERTA_CONFIG", help="policy file")
+    ] = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    log_format: Annotated[
+        str | None, typer.Option(help="json or console (default: PUERTA_LOG_FORMAT or json)")
+    ] = None,
+) -> None:
+    """Run Puerta's HTTP service (refuses to start on an invalid policy file)."""
+    import os
+
+    import uvicorn
+
+    from puerta.app import create_app
+    from puerta.logs import configure_logging
+    from puerta.settings import Settings
+
+    environ = dict(os.environ)
+    if log_format:
+        environ["PUERTA_LOG_FORMAT"] = log_format
+    try:
+        settings = Settings.from_env(config, environ)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        application = create_app(settings)
+    except ConfigError as exc:
+        _fail_config(exc)
+        return
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        access_log=False,  # URLs may carry the hook token; Puerta logs each call itself
+        log_level=settings.log_level if settings.log_level != "debug" else "info",
+        server_header=False,
+    )
+
+
+@app.command("check-config")
+def check_config(
+    file: Annotated[Path, typer.Argument(help="policy file to validate")],
+) -> None:
+    """Validate a policy file; print every error with its path, exit 1 if any."""
+    from puerta.policy import load_policy
+
+    try:
+        policy = load_policy(file)
+    except ConfigError as exc:
+        _fail_config(exc)
+        return
+    envs = ", ".join(e.name for e in policy.environments) or "none"
+    typer.echo(f"{file}: ok ({len(policy.environments)} environments: {envs})")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", envvar="PUERTA_CONFIG", help="policy file")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", envvar="PUERTA_DATABASE_URL")
+    ] = None,
+) -> None:
+    """Apply database migrations (also done automatically when Puerta starts)."""
+    import asyncio
+
+    from puerta.policy import load_policy
+    from puerta.store.db import DEFAULT_DATABASE_URL, Database
+
+    url = database_url
+    if url is None and config is not None:
+        try:
+            url = load_policy(config).policy.database.url
+        except ConfigError as exc:
+            _fail_config(exc)
+    url = url or DEFAULT_DATABASE_URL
+
+    async def run() -> str:
+        db = Database(url)
+        try:
+            await db.migrate()
+        finally:
+            await db.dispose()
+        return db.dialect
+
+    dialect = asyncio.run(run())
+    typer.echo(f"database ({dialect}) is at the newest schema")
+
+
+def _client(server: str, token: str | None) -> PuertaClient:
+    return PuertaClient(server, token)
+
+
+def _call(server: str, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    client = _client(server, token)
+    try:
+        return client.request(method, path, **kwargs)
+    except ApiError as exc:
+        typer.echo(f"error: {exc.detail} (HTTP {exc.status})", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        client.close()
+
+
+def _split(canary: str) -> tuple[str, str]:
+    namespace, sep, name = canary.partition("/")
+    if not sep or not namespace or not name:
+        typer.echo(f"error: expected NAMESPACE/NAME, got {canary!r}", err=True)
+        raise typer.Exit(2)
+    return namespace, name
+
+
+def _waiting_text(rollout: dict[str, Any] | None) -> str:
+    if not rollout:
+        return "-"
+    waiting = rollout.get("waiting")
+    if waiting:
+        return f"{waiting['hook']}: {waiting['reason']}"
+    return "-"
+
+
+@app.command()
+def status(
+    canary: Annotated[str | None, typer.Argument(help="NAMESPACE/NAME (default: all)")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show canaries: environment, phase, rollout and what it waits for."""
+    if canary:
+        namespace, name = _split(canary)
+        data = _call(server, token, "GET", f"/api/v1/canaries/{namespace}/{name}")
+        if as_json:
+            typer.echo(json.dumps(data, indent=2))
+            return
+        _print_canary_detail(data)
+        return
+    data = _call(server, token, "GET", "/api/v1/canaries")
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    rows = [["CANARY", "ENV", "PHASE", "ROLLOUT", "STATUS", "WAITING FOR"]]
+    for item in data["canaries"]:
+        rollout = item.get("rollout") or {}
+        status_text = rollout.get("status", "-")
+        if item.get("halted"):
+            status_text += " (halted)"
+        rows.append([
+            f"{item['namespace']}/{item['name']}",
+            item.get("environment") or "-",
+            item.get("phase") or "-",
+            f"#{rollout['seq']}" if rollout else "-",
+            status_text,
+            _waiting_text(rollout),
+        ])
+    _print_table(rows)
+
+
+def _print_canary_detail(data: dict[str, Any]) -> None:
+    typer.echo(f"{data['namespace']}/{data['name']}  env={data.get('environment') or '-'}  "
+               f"phase={data.get('phase') or '-'}  checksum={data.get('checksum') or '-'}")
+    if data.get("halted"):
+        halt = data["halted"]
+        typer.echo(f"HALTED by {halt['by']} at {halt['at']}: {halt['reason']}")
+    rollout = data.get("rollout")
+    if rollout:
+        typer.echo(f"current rollout #{rollout['seq']}: {rollout['status']}, "
+                   f"revision {rollout['revision'] or '(not yet known)'}, "
+                   f"started {rollout['started_at']}")
+        if rollout.get("waiting"):
+            waiting = rollout["waiting"]
+            typer.echo(f"  waiting on {waiting['hook']} since {waiting['since']}: "
+                       f"{waiting['reason']}")
+    rows = [["ROLLOUT", "STATUS", "REVISION", "STARTED", "FINISHED"]]
+    for item in data.get("history", []):
+        rows.append([f"#{item['seq']}", item["status"], item["revision"] or "-",
+                     item["started_at"], item.get("finished_at") or "-"])
+    typer.echo("")
+    _print_table(rows)
+
+
+def _print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        line = "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row))
+        typer.echo(line.rstrip())
+
+
+def _action(action: str, canary: str, server: str, token: str | None, body: dict[str, Any]) -> None:
+    namespace, name = _split(canary)
+    data = _call(server, token, "POST", f"/api/v1/canaries/{namespace}/{name}/{action}", json=body)
+    typer.echo(f"{namespace}/{name}: {data['message']} (by {data['actor']})")
+
+
+@app.command()
+def approve(
+    canary: Annotated[str, typer.Argument(help="NAMESPACE/NAME")],
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit)")] = "",
+    hook: Annotated[
+        str | None, typer.Option(help="approve only this hook, e.g. confirm-promotion")
+    ] = None,
+    scope: Annotated[str, typer.Option(help="rollout (default) or canary")] = "rollout",
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Approve the canary's waiting rollout (also lifts a halt)."""
+    body: dict[str, Any] = {"reason": reason, "scope": scope}
+    if hook:
+        body["hook"] = hook
+    _action("approve", canary, server, token, body)
+
+
+@app.command()
+def halt(
+    canary: Annotated[str, typer.Argument(help="NAMESPACE/NAME")],
+    reason: Annotated[str, typer.Option(help="why (required, recorded in the audit)")],
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Halt the canary: its confirm-* hooks wait until someone approves."""
+    _action("halt", canary, server, token, {"reason": reason})
+
+
+@app.command()
+def rollback(
+    canary: Annotated[str, typer.Argument(help="NAMESPACE/NAME")],
+    reason: Annotated[str, typer.Option(help="why (required, recorded in the audit)")],
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Roll back the canary's current rollout on Flagger's next check."""
+    _action("rollback", canary, server, token, {"reason": reason})
+
+
+@app.command()
+def audit(
+    canary: Annotated[str | None, typer.Option(help="NAMESPACE/NAME")] = None,
+    namespace: Annotated[str | None, typer.Option()] = None,
+    environment: Annotated[str | None, typer.Option()] = None,
+    hook: Annotated[str | None, typer.Option()] = None,
+    decision: Annotated[str | None, typer.Option(help="pass, wait, fail, rollback, ...")] = None,
+    kind: Annotated[str | None, typer.Option(help="hook or admin")] = None,
+    actor: Annotated[str | None, typer.Option()] = None,
+    since: Annotated[datetime | None, typer.Option(help="ISO time with zone")] = None,
+    until: Annotated[datetime | None, typer.Option(help="ISO time with zone")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    cursor: Annotated[int | None, typer.Option(help="next_cursor of a previous page")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or jsonl")] = "table",
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Query the audit: hook calls and admin actions, newest first."""
+    if fmt not in ("table", "json", "jsonl"):
+        typer.echo(f"error: --format must be table, json or jsonl, got {fmt!r}", err=True)
+        raise typer.Exit(2)
+    params: dict[str, Any] = {"limit": limit}
+    for key, value in (("canary", canary), ("namespace", namespace),
+                       ("environment", environment), ("hook", hook), ("decision", decision),
+                       ("kind", kind), ("actor", actor), ("cursor", cursor)):
+        if value is not None:
+            params[key] = value
+    for key, when in (("since", since), ("until", until)):
+        if when is not None:
+            params[key] = when.isoformat()
+    data = _call(server, token, "GET", "/api/v1/audit", params=params)
+    if fmt == "json":
+        typer.echo(json.dumps(data, indent=2))
+        return
+    if fmt == "jsonl":
+        for event in data["events"]:
+            typer.echo(json.dumps(event))
+        return
+    rows = [["ID", "AT", "ACTOR", "ACTION", "CANARY", "ROLLOUT", "DECISION", "REASON"]]
+    for e in data["events"]:
+        rows.append([
+            str(e["id"]), e["at"][:19], e["actor"], e["action"],
+            f"{e['namespace']}/{e['name']}" if e.get("name") else "-",
+            f"#{e['rollout_seq']}" if e.get("rollout_seq") else "-",
+            e.get("verdict") or "-", (e.get("reason") or "")[:80],
+        ])
+    _print_table(rows)
+    if data.get("next_cursor"):
+        typer.echo(f"(more: --cursor {data['next_cursor']})")
+
+
+def main() -> None:
+    app(prog_name="puerta")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The pure domain: payloads, decisions, rollout identity, gates. No I/O happens here."""

@@ -1,0 +1,273 @@
+"""The policy file's schema (pydantic v2) and its compiled, ready-to-evaluate form.
+
+One YAML file describes everything a platform team decides: which environments exist, which
+canaries belong to each (globs on namespace and name, and webhook metadata), and for each hook
+type the ordered list of gates. Secrets never live in this file: tokens are referenced by the
+environment variable or file that holds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from puerta.domain.gates import Gate, GateOptions, gate_types
+from puerta.domain.hooks import FlaggerPayload, HookType
+from puerta.policy.errors import located
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _gate_union() -> Any:
+    """The discriminated union of every registered gate type's options."""
+    members = tuple(gate_types().values())
+    if len(members) == 1:
+        return members[0]
+    return Annotated[Union[members], Field(discriminator="type")]  # noqa: UP007
+
+
+GateConfig = _gate_union()
+
+
+def check_timezone(value: str | None) -> str | None:
+    """Validate an IANA time zone name (used by environments and window gates)."""
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+class MatchRule(_Strict):
+    """Every field given must match (AND); an environment matches if any of its rules does (OR)."""
+
+    namespace: str | None = Field(default=None, description="glob on the canary's namespace")
+    name: str | None = Field(default=None, description="glob on the canary's name")
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="webhook metadata key -> glob on its value"
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MatchRule:
+        if self.namespace is None and self.name is None and not self.metadata:
+            raise ValueError("a match rule needs at least one of namespace, name, metadata")
+        return self
+
+    def matches(self, payload: FlaggerPayload) -> bool:
+        if self.namespace is not None and not fnmatchcase(payload.namespace, self.namespace):
+            return False
+        if self.name is not None and not fnmatchcase(payload.name, self.name):
+            return False
+        for key, pattern in self.metadata.items():
+            value = payload.metadata.get(key)
+            if value is None or not fnmatchcase(value, pattern):
+                return False
+        return True
+
+
+class EnvironmentPolicy(_Strict):
+    """One environment (e.g. staging, production) and its gates per hook type."""
+
+    match: list[MatchRule] = Field(min_length=1)
+    timezone: str | None = Field(default=None, description="IANA zone for this environment")
+    gates: dict[HookType, list[GateConfig]] = Field(default_factory=dict)  # type: ignore[valid-type]
+
+    _tz = field_validator("timezone")(check_timezone)
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _known_hooks(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            valid = {h.value for h in HookType}
+            for key in value:
+                if key not in valid:
+                    raise ValueError(
+                        located(str(key), f"unknown hook type; valid: {', '.join(sorted(valid))}")
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _gates_fit_hooks(self) -> EnvironmentPolicy:
+        for hook, gates in self.gates.items():
+            for index, gate in enumerate(gates):
+                if hook not in gate.allowed_hooks:
+                    allowed = ", ".join(sorted(h.value for h in gate.allowed_hooks))
+                    raise ValueError(
+                        located(
+                            f"gates.{hook.value}[{index}].type",
+                            f"a {gate.type} gate cannot be used on {hook.value} "
+                            f"(allowed: {allowed})",
+                        )
+                    )
+        return self
+
+
+class SecretRef(_Strict):
+    """Where a secret lives: an environment variable or a file (e.g. a mounted Secret)."""
+
+    token_env: str | None = None
+    token_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secret(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("token" in data or "secret" in data):
+            raise ValueError(
+                "secrets are never written in the policy file; use token_env (an environment "
+                "variable) or token_file (a mounted file)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.token_env is None) == (self.token_file is None):
+            raise ValueError("give exactly one of token_env or token_file")
+        return self
+
+
+class TokenConfig(SecretRef):
+    """A bearer token for the admin API, with its role."""
+
+    name: str = Field(min_length=1, description="who this token is; recorded as the actor")
+    role: Literal["viewer", "approver", "admin"]
+
+
+class AuthConfig(_Strict):
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    public_read: bool = Field(
+        default=True,
+        description="canary status may be read without a token (the audit never can)",
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AuthConfig:
+        seen: set[str] = set()
+        for token in self.tokens:
+            if token.name in seen:
+                raise ValueError(f"token name {token.name!r} is used twice")
+            seen.add(token.name)
+        return self
+
+
+class HookAccess(_Strict):
+    """Who may call the Flagger hook endpoints (Flagger cannot send headers)."""
+
+    token: SecretRef | None = Field(
+        default=None, description="require ?token=... in the URL or metadata.token"
+    )
+    namespaces: list[str] = Field(
+        default_factory=lambda: ["*"], description="globs of namespaces allowed to call"
+    )
+
+
+class DatabaseConfig(_Strict):
+    url: str | None = None
+
+
+class Policy(_Strict):
+    """The whole policy file."""
+
+    version: Literal[1] = 1
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    unmatched: Literal["pass", "refuse"] = Field(
+        default="pass",
+        description="answer for canaries that match no environment (gating hooks only)",
+    )
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    hooks: HookAccess = Field(default_factory=HookAccess)
+    environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
+
+    @field_validator("environments")
+    @classmethod
+    def _env_names(cls, value: dict[str, EnvironmentPolicy]) -> dict[str, EnvironmentPolicy]:
+        for name in value:
+            if not name or not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"environment name {name!r}: use letters, digits, - and _")
+        return value
+
+    def compile(self) -> CompiledPolicy:
+        return CompiledPolicy.from_policy(self)
+
+
+@dataclass(frozen=True)
+class CompiledGate:
+    """A gate ready to evaluate, with the label that names it in reasons and the audit."""
+
+    label: str  # e.g. "confirm-rollout[0] manual"
+    gate: Gate
+
+
+@dataclass(frozen=True)
+class CompiledEnvironment:
+    name: str
+    spec: EnvironmentPolicy
+    gates: dict[HookType, tuple[CompiledGate, ...]] = field(default_factory=dict)
+
+
+class CompiledPolicy:
+    """A validated policy with gates built and environment matching cached."""
+
+    def __init__(self, policy: Policy, environments: list[CompiledEnvironment]) -> None:
+        self.policy = policy
+        self.environments = environments
+        self._by_name = {env.name: env for env in environments}
+        keys: set[str] = set()
+        for env in environments:
+            for rule in env.spec.match:
+                keys.update(rule.metadata)
+        self._metadata_keys = tuple(sorted(keys))
+        self._match_cached = lru_cache(maxsize=65536)(self._match_uncached)
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> CompiledPolicy:
+        environments = []
+        for name, spec in policy.environments.items():
+            gates: dict[HookType, tuple[CompiledGate, ...]] = {}
+            for hook, options_list in spec.gates.items():
+                built = []
+                for index, options in enumerate(options_list):
+                    opts: GateOptions = options
+                    label = f"{hook.value}[{index}] {opts.name or getattr(opts, 'type', '?')}"
+                    built.append(CompiledGate(label, opts.build()))
+                gates[hook] = tuple(built)
+            environments.append(CompiledEnvironment(name, spec, gates))
+        return cls(policy, environments)
+
+    def environment(self, name: str) -> CompiledEnvironment | None:
+        return self._by_name.get(name)
+
+    def match(self, payload: FlaggerPayload) -> CompiledEnvironment | None:
+        """The first environment (in file order) with a rule matching the canary."""
+        key = tuple(payload.metadata.get(k) for k in self._metadata_keys)
+        name = self._match_cached(payload.namespace, payload.name, key)
+        return self._by_name[name] if name is not None else None
+
+    def _match_uncached(
+        self, namespace: str, name: str, key: tuple[str | None, ...]
+    ) -> str | None:
+        metadata = {k: v for k, v in zip(self._metadata_keys, key, strict=True) if v is not None}
+        probe = FlaggerPayload(name=name, namespace=namespace, metadata=metadata)
+        for env in self.environments:
+            if any(rule.matches(probe) for rule in env.spec.match):
+                return env.name
+        return None
+
+    def explain_match(self, payload: FlaggerPayload) -> list[str]:
+        """Why each environment did or did not match, for ``explain``."""
+        lines = []
+        for env in self.environments:
+            hits = [i for i, rule in enumerate(env.spec.match) if rule.matches(payload)]
+            if hits:
+                lines.append(f"{env.name}: matched by match[{hits[0]}]")
+            else:
+                lines.append(f"{env.name}: no match rule matched")
+        return lines

@@ -1,0 +1,1 @@
+"""Application services: load state, call the pure domain, store the result, in one transaction."""

@@ -1,0 +1,212 @@
+"""Answer one Flagger hook call: the whole read-decide-write cycle in one transaction.
+
+1. find (or create) the canary row and lock it;
+2. work out which rollout the call belongs to (``domain/rollouts.py``) and apply that;
+3. build the gate context (approvals, halt, clock) and decide (``domain/evaluator.py``);
+4. record what the rollout now waits for, and append the call to the audit;
+5. commit, then answer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from puerta.clock import Clock
+from puerta.domain.decisions import Decision, Verdict
+from puerta.domain.evaluator import decide
+from puerta.domain.gates.base import GateContext
+from puerta.domain.hooks import FlaggerPayload, HookType
+from puerta.domain.rollouts import Resolution, RolloutStatus, resolve
+from puerta.policy.model import CompiledEnvironment, CompiledPolicy
+from puerta.service import snapshot
+from puerta.store import repository as repo
+from puerta.store.db import Database
+
+_TERMINAL = (RolloutStatus.SUCCEEDED, RolloutStatus.FAILED, RolloutStatus.SUPERSEDED)
+
+
+@dataclass(frozen=True, slots=True)
+class HookOutcome:
+    decision: Decision
+    environment: str | None
+    rollout_seq: int | None
+
+
+class HookService:
+    """Answers hook calls. Holds no state of its own: everything is read from the database."""
+
+    def __init__(self, db: Database, policy: CompiledPolicy, clock: Clock) -> None:
+        self.db = db
+        self.policy = policy
+        self.clock = clock
+
+    async def handle(self, hook: HookType, payload: FlaggerPayload) -> HookOutcome:
+        environment = self.policy.match(payload)
+        env_name = environment.name if environment else None
+        started = time.perf_counter()
+        async with self.db.transaction() as conn:
+            now = self.clock.now()
+            canary = await repo.lock_canary(conn, payload.namespace, payload.name, now)
+            current = await repo.get_rollout(conn, canary.current_rollout_id)
+            resolution = resolve(snapshot.current_rollout(current), hook, payload.phase,
+                                 payload.checksum)
+            rollout = await self._apply(conn, canary, current, resolution, hook, payload,
+                                        env_name, now)
+            decision = await self._decide(conn, canary, rollout, hook, payload, environment, now)
+            await self._record(conn, canary, rollout, hook, payload, env_name, decision, now,
+                               started)
+        return HookOutcome(decision, env_name, rollout.seq if rollout is not None else None)
+
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        canary: Row[Any],
+        current: Row[Any] | None,
+        res: Resolution,
+        hook: HookType,
+        payload: FlaggerPayload,
+        env_name: str | None,
+        now: datetime,
+    ) -> Row[Any] | None:
+        if not res.attach:
+            return None
+        if current is not None and res.close_current_as is not None:
+            await repo.update_rollout(
+                conn, current.id, status=res.close_current_as.value, finished_at=now,
+                updated_at=now, waiting_hook=None, waiting_gate=None, waiting_reason=None,
+                waiting_since=None, retry_at=None,
+            )
+        if res.open_new or current is None:
+            status = res.new_status or RolloutStatus.PROGRESSING
+            return await repo.insert_rollout(
+                conn,
+                canary_id=canary.id,
+                seq=(current.seq + 1) if current is not None else 1,
+                status=status.value,
+                environment=env_name,
+                revision=res.revision or "",
+                base_checksum=payload.checksum if hook is HookType.CONFIRM_ROLLOUT else "",
+                phase=payload.phase,
+                started_at=now,
+                updated_at=now,
+                progressing_at=now if status is RolloutStatus.PROGRESSING else None,
+                finished_at=now if status in _TERMINAL else None,
+            )
+        changes: dict[str, Any] = {}
+        if res.new_status is not None and res.new_status.value != current.status:
+            changes["status"] = res.new_status.value
+            if res.new_status is RolloutStatus.PROGRESSING:
+                changes["progressing_at"] = now
+            if res.new_status in _TERMINAL:
+                changes.update(finished_at=now, waiting_hook=None, waiting_gate=None,
+                               waiting_reason=None, waiting_since=None, retry_at=None)
+        if res.revision is not None:
+            changes["revision"] = res.revision
+        if not changes:
+            return current
+        await repo.update_rollout(conn, current.id, **changes)
+        return await repo.get_rollout(conn, current.id)
+
+    async def _decide(
+        self,
+        conn: AsyncConnection,
+        canary: Row[Any],
+        rollout: Row[Any] | None,
+        hook: HookType,
+        payload: FlaggerPayload,
+        environment: CompiledEnvironment | None,
+        now: datetime,
+    ) -> Decision:
+        view = snapshot.rollout_view(rollout)
+        approvals: tuple[Any, ...] = ()
+        rollback = None
+        if not hook.is_record_only:
+            rows = await repo.active_manual_actions(conn, canary.id)
+            approvals, rollback = snapshot.manual_actions(rows, view)
+        ctx = GateContext(
+            hook=hook,
+            payload=payload,
+            environment=environment.name if environment else None,
+            now=now,
+            rollout=view,
+            approvals=approvals,
+            rollback=rollback,
+            halt=snapshot.halt_of(canary),
+        )
+        return decide(ctx, environment, self.policy.policy.unmatched)
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        canary: Row[Any],
+        rollout: Row[Any] | None,
+        hook: HookType,
+        payload: FlaggerPayload,
+        env_name: str | None,
+        decision: Decision,
+        now: datetime,
+        started: float,
+    ) -> None:
+        if rollout is not None:
+            changes: dict[str, Any] = {
+                "phase": payload.phase or rollout.phase,
+                "last_hook": hook.value,
+                "last_verdict": decision.verdict.value,
+                "updated_at": now,
+            }
+            if env_name and rollout.environment != env_name:
+                changes["environment"] = env_name
+            if hook.is_gating and rollout.status not in {s.value for s in _TERMINAL}:
+                if decision.verdict in (Verdict.WAIT, Verdict.FAIL):
+                    same = (rollout.waiting_hook == hook.value
+                            and rollout.waiting_reason == decision.reason)
+                    changes.update(
+                        waiting_hook=hook.value,
+                        waiting_gate=decision.gate,
+                        waiting_reason=decision.reason,
+                        waiting_since=rollout.waiting_since if same else now,
+                        retry_at=decision.retry_at,
+                    )
+                elif rollout.waiting_hook == hook.value:
+                    changes.update(waiting_hook=None, waiting_gate=None, waiting_reason=None,
+                                   waiting_since=None, retry_at=None)
+                if (hook is HookType.CONFIRM_ROLLOUT and decision.verdict is Verdict.PASS
+                        and rollout.status == RolloutStatus.PENDING.value):
+                    changes.update(status=RolloutStatus.CONFIRMED.value, confirmed_at=now)
+            await repo.update_rollout(conn, rollout.id, **changes)
+        await repo.update_canary(
+            conn,
+            canary.id,
+            phase=payload.phase,
+            checksum=payload.checksum,
+            environment=env_name,
+            last_hook=hook.value,
+            last_seen_at=now,
+            current_rollout_id=rollout.id if rollout is not None else canary.current_rollout_id,
+        )
+        await repo.insert_audit(
+            conn,
+            at=now,
+            kind="hook",
+            actor="flagger",
+            action=hook.value,
+            namespace=payload.namespace,
+            name=payload.name,
+            environment=env_name,
+            rollout_seq=rollout.seq if rollout is not None else None,
+            hook=hook.value,
+            phase=payload.phase,
+            checksum=payload.checksum,
+            verdict=decision.verdict.value,
+            http_status=decision.http_status,
+            reason=decision.reason,
+            gate=decision.gate,
+            payload=payload.redacted(),
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )

@@ -1,0 +1,51 @@
+"""Process settings: where the policy file and the database are, how to log.
+
+Built once in the app factory from explicit arguments and the environment (``PUERTA_*``), never
+at import time. Precedence for the database: ``PUERTA_DATABASE_URL``, then the policy file's
+``database.url``, then the embedded SQLite file ``puerta.db`` in the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from puerta.store.db import DEFAULT_DATABASE_URL
+
+LogFormat = Literal["json", "console"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: Path
+    database_url: str | None = None  # None: from the policy file, else the default
+    log_level: str = "info"
+    log_format: LogFormat = "json"
+    migrate_on_start: bool = True
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+
+    @classmethod
+    def from_env(
+        cls, config_path: str | Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        path = config_path or env.get("PUERTA_CONFIG")
+        if not path:
+            raise ValueError("no policy file: pass --config FILE or set PUERTA_CONFIG")
+        log_format = env.get("PUERTA_LOG_FORMAT", "json")
+        if log_format not in ("json", "console"):
+            raise ValueError(f"PUERTA_LOG_FORMAT: {log_format!r} is not json or console")
+        return cls(
+            config_path=Path(path),
+            database_url=env.get("PUERTA_DATABASE_URL") or None,
+            log_level=env.get("PUERTA_LOG_LEVEL", "info").lower(),
+            log_format=log_format,  # type: ignore[arg-type]
+            migrate_on_start=env.get("PUERTA_MIGRATE_ON_START", "true").lower() != "false",
+            environ=env,
+        )
+
+    def resolve_database_url(self, from_policy: str | None) -> str:
+        return self.database_url or from_policy or DEFAULT_DATABASE_URL

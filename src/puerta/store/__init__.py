@@ -1,0 +1,1 @@
+"""Durable state: SQLAlchemy Core tables, the database handle, migrations and queries."""

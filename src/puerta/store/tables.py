@@ -1,0 +1,153 @@
+"""The schema. Alembic migrations in ``migrations/versions`` create exactly these tables.
+
+* ``canaries``: one row per Flagger Canary ever seen; the row lock serialises hook calls for a
+  canary across replicas; carries the halt flag and a pointer to the current rollout.
+* ``rollouts``: one row per attempt to roll out a revision (see ``domain/rollouts.py``), with
+  what it waits for now.
+* ``manual_actions``: approvals and rollback requests, bound to a rollout (or canary-wide).
+* ``audit_events``: every hook call and every admin action, append-only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(name: str, nullable: bool = True) -> Column[datetime]:
+    return Column(name, UTCDateTime(), nullable=nullable)
+
+
+canaries = Table(
+    "canaries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace", String(63), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("environment", String(100)),
+    Column("phase", String(64), nullable=False, default=""),
+    Column("checksum", String(128), nullable=False, default=""),
+    Column("current_rollout_id", Integer),
+    Column("last_hook", String(32)),
+    _ts("first_seen_at", nullable=False),
+    _ts("last_seen_at", nullable=False),
+    Column("halted", Boolean, nullable=False, default=False),
+    Column("halted_by", String(200)),
+    _ts("halted_at"),
+    Column("halt_reason", Text),
+    UniqueConstraint("namespace", "name"),
+)
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("canary_id", Integer, ForeignKey("canaries.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("environment", String(100)),
+    Column("revision", String(128), nullable=False, default=""),
+    Column("base_checksum", String(128), nullable=False, default=""),
+    Column("phase", String(64), nullable=False, default=""),
+    _ts("started_at", nullable=False),
+    _ts("confirmed_at"),
+    _ts("progressing_at"),
+    _ts("finished_at"),
+    _ts("updated_at", nullable=False),
+    Column("waiting_hook", String(32)),
+    Column("waiting_gate", String(200)),
+    Column("waiting_reason", Text),
+    _ts("waiting_since"),
+    _ts("retry_at"),
+    Column("last_hook", String(32)),
+    Column("last_verdict", String(16)),
+    UniqueConstraint("canary_id", "seq"),
+)
+
+manual_actions = Table(
+    "manual_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("canary_id", Integer, ForeignKey("canaries.id", ondelete="CASCADE"), nullable=False),
+    Column("rollout_seq", Integer),
+    Column("action", String(16), nullable=False),  # approve | rollback
+    Column("hook", String(32)),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    _ts("created_at", nullable=False),
+    _ts("revoked_at"),
+    Index(None, "canary_id", "action"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _ts("at", nullable=False),
+    Column("kind", String(16), nullable=False),  # hook | admin
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("namespace", String(63)),
+    Column("name", String(253)),
+    Column("environment", String(100)),
+    Column("rollout_seq", Integer),
+    Column("hook", String(32)),
+    Column("phase", String(64)),
+    Column("checksum", String(128)),
+    Column("verdict", String(16)),
+    Column("http_status", Integer),
+    Column("reason", Text),
+    Column("gate", String(200)),
+    Column("payload", JSON),
+    Column("details", JSON),
+    Column("duration_ms", Float),
+    Index(None, "namespace", "name", "at"),
+    Index(None, "at"),
+    Index(None, "kind", "action"),
+)
