@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from puerta.app import create_app
@@ -140,10 +141,12 @@ class Puerta:
         self.client: TestClient | None = None
         self.environ = {**TOKENS, "PUERTA_DATABASE_URL": database_url}
 
-    def start(self) -> Puerta:
+    def build_app(self) -> FastAPI:
         settings = Settings.from_env(EXAMPLE_POLICY, self.environ)
-        app = create_app(settings, policy=parse_policy(self.policy_text), clock=self.clock)
-        self.client = TestClient(app, raise_server_exceptions=True)
+        return create_app(settings, policy=parse_policy(self.policy_text), clock=self.clock)
+
+    def start(self) -> Puerta:
+        self.client = TestClient(self.build_app(), raise_server_exceptions=True)
         self.client.__enter__()
         return self
 

@@ -49,8 +49,12 @@ def create_app(
         app.state.db = db
         app.state.hook_service = HookService(db, compiled, the_clock)
         app.state.admin_service = AdminService(db, the_clock)
-        log.info("puerta started", version=__version__, database=db.dialect,
-                 environments=[e.name for e in compiled.environments])
+        log.info(
+            "puerta started",
+            version=__version__,
+            database=db.dialect,
+            environments=[e.name for e in compiled.environments],
+        )
         try:
             yield
         finally:

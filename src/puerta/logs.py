@@ -7,7 +7,6 @@ query string, and tokens never.
 from __future__ import annotations
 
 import logging
-import sys
 
 import structlog
 
@@ -30,7 +29,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(),  # the current sys.stdout at each call
         cache_logger_on_first_use=False,
     )
 

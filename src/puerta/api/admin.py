@@ -71,9 +71,7 @@ async def list_canaries(
     async with _db(request).read() as conn:
         rows = await repo.list_canaries(conn, namespace=namespace, environment=environment)
     return schemas.CanaryList(
-        canaries=[
-            schemas.Canary(**canary_from(row, rollout_from(row, "rollout_"))) for row in rows
-        ]
+        canaries=[schemas.Canary(**canary_from(row, rollout_from(row, "rollout_"))) for row in rows]
     )
 
 
@@ -209,8 +207,15 @@ async def audit(
         if value is not None and value.tzinfo is None:
             raise BadRequest(f"{label}: give a time zone, e.g. 2026-11-27T14:00:00+02:00")
     where = repo.AuditFilter(
-        namespace=namespace, name=name, environment=environment, hook=hook, verdict=decision,
-        kind=kind, actor=actor, since=since, until=until,
+        namespace=namespace,
+        name=name,
+        environment=environment,
+        hook=hook,
+        verdict=decision,
+        kind=kind,
+        actor=actor,
+        since=since,
+        until=until,
     )
     async with _db(request).read() as conn:
         rows = await repo.query_audit(conn, where, limit=limit, before_id=cursor)

@@ -91,8 +91,11 @@ def bearer_principal(request: Request) -> Principal | None:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise HTTPException(401, "Authorization header must be 'Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "Authorization header must be 'Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     registry: TokenRegistry = request.app.state.tokens
     principal = registry.principal(token.strip())
     if principal is None:
@@ -103,11 +106,13 @@ def bearer_principal(request: Request) -> Principal | None:
 def require(role: Role, request: Request) -> Principal:
     principal = bearer_principal(request)
     if principal is None:
-        raise HTTPException(401, "a bearer token is required",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
     if principal.role < role:
         raise HTTPException(
-            403, f"token {principal.name!r} has role {principal.role.name.lower()}; "
-            f"this needs {role.name.lower()}"
+            403,
+            f"token {principal.name!r} has role {principal.role.name.lower()}; "
+            f"this needs {role.name.lower()}",
         )
     return principal

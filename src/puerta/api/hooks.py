@@ -45,16 +45,26 @@ _PAYLOAD_SCHEMA: dict[str, Any] = {
         },
     },
     "responses": {
-        "200": {"description": "pass (rollback hook: roll back now)",
-                "content": {"text/plain": {"schema": {"type": "string"}}}},
-        "400": {"description": "invalid payload; the body names the field",
-                "content": {"text/plain": {"schema": {"type": "string"}}}},
-        "401": {"description": "hook token missing or wrong",
-                "content": {"text/plain": {"schema": {"type": "string"}}}},
-        "403": {"description": "wait / refused (rollback hook: carry on); the body says why",
-                "content": {"text/plain": {"schema": {"type": "string"}}}},
-        "404": {"description": "unknown hook type",
-                "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "200": {
+            "description": "pass (rollback hook: roll back now)",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        "400": {
+            "description": "invalid payload; the body names the field",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        "401": {
+            "description": "hook token missing or wrong",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        "403": {
+            "description": "wait / refused (rollback hook: carry on); the body says why",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        "404": {
+            "description": "unknown hook type",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
     },
 }
 
@@ -105,8 +115,9 @@ async def flagger_hook(hook_type: str, request: Request) -> PlainTextResponse:
     ):
         metrics.hook_rejected.labels(hook.value, "401").inc()
         log.warning("hook token missing or wrong", hook=hook.value, canary=payload.canary)
-        return _text(401, "hook token missing or wrong: add ?token=... to the webhook URL "
-                          "or metadata.token")
+        return _text(
+            401, "hook token missing or wrong: add ?token=... to the webhook URL or metadata.token"
+        )
     allowed = request.app.state.policy.policy.hooks.namespaces
     if not any(fnmatchcase(payload.namespace, pattern) for pattern in allowed):
         metrics.hook_rejected.labels(hook.value, "403").inc()

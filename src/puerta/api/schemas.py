@@ -24,7 +24,9 @@ class Waiting(_Out):
 
 class Rollout(_Out):
     seq: int
-    status: str = Field(description="pending, confirmed, progressing, succeeded, failed, superseded")
+    status: str = Field(
+        description="pending, confirmed, progressing, succeeded, failed, superseded"
+    )
     environment: str | None
     revision: str = Field(description="Flagger checksum of the revision, once known")
     base_checksum: str = Field(description="checksum seen at confirm-rollout (previous revision)")
@@ -72,7 +74,8 @@ class ActionRequest(BaseModel):
 
 class ApproveRequest(ActionRequest):
     hook: HookType | None = Field(
-        default=None, description="approve only this hook (default: every confirm-* gate)"
+        default=None,
+        description="the hook to approve (default: the one the rollout waits on, else all)",
     )
     scope: Literal["rollout", "canary"] = Field(
         default="rollout",

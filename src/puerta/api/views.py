@@ -44,7 +44,9 @@ def rollout_from(row: Any, prefix: str = "") -> schemas.Rollout | None:
 def canary_from(row: Row[Any], rollout: schemas.Rollout | None) -> dict[str, Any]:
     halted = None
     if row.halted:
-        halted = schemas.Halt(by=row.halted_by or "?", at=row.halted_at, reason=row.halt_reason or "")
+        halted = schemas.Halt(
+            by=row.halted_by or "?", at=row.halted_at, reason=row.halt_reason or ""
+        )
     return {
         "namespace": row.namespace,
         "name": row.name,

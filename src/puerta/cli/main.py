@@ -4,7 +4,6 @@ Puerta (status, approve, halt, rollback, audit)."""
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -192,36 +191,50 @@ def status(
         status_text = rollout.get("status", "-")
         if item.get("halted"):
             status_text += " (halted)"
-        rows.append([
-            f"{item['namespace']}/{item['name']}",
-            item.get("environment") or "-",
-            item.get("phase") or "-",
-            f"#{rollout['seq']}" if rollout else "-",
-            status_text,
-            _waiting_text(rollout),
-        ])
+        rows.append(
+            [
+                f"{item['namespace']}/{item['name']}",
+                item.get("environment") or "-",
+                item.get("phase") or "-",
+                f"#{rollout['seq']}" if rollout else "-",
+                status_text,
+                _waiting_text(rollout),
+            ]
+        )
     _print_table(rows)
 
 
 def _print_canary_detail(data: dict[str, Any]) -> None:
-    typer.echo(f"{data['namespace']}/{data['name']}  env={data.get('environment') or '-'}  "
-               f"phase={data.get('phase') or '-'}  checksum={data.get('checksum') or '-'}")
+    typer.echo(
+        f"{data['namespace']}/{data['name']}  env={data.get('environment') or '-'}  "
+        f"phase={data.get('phase') or '-'}  checksum={data.get('checksum') or '-'}"
+    )
     if data.get("halted"):
         halt = data["halted"]
         typer.echo(f"HALTED by {halt['by']} at {halt['at']}: {halt['reason']}")
     rollout = data.get("rollout")
     if rollout:
-        typer.echo(f"current rollout #{rollout['seq']}: {rollout['status']}, "
-                   f"revision {rollout['revision'] or '(not yet known)'}, "
-                   f"started {rollout['started_at']}")
+        typer.echo(
+            f"current rollout #{rollout['seq']}: {rollout['status']}, "
+            f"revision {rollout['revision'] or '(not yet known)'}, "
+            f"started {rollout['started_at']}"
+        )
         if rollout.get("waiting"):
             waiting = rollout["waiting"]
-            typer.echo(f"  waiting on {waiting['hook']} since {waiting['since']}: "
-                       f"{waiting['reason']}")
+            typer.echo(
+                f"  waiting on {waiting['hook']} since {waiting['since']}: {waiting['reason']}"
+            )
     rows = [["ROLLOUT", "STATUS", "REVISION", "STARTED", "FINISHED"]]
     for item in data.get("history", []):
-        rows.append([f"#{item['seq']}", item["status"], item["revision"] or "-",
-                     item["started_at"], item.get("finished_at") or "-"])
+        rows.append(
+            [
+                f"#{item['seq']}",
+                item["status"],
+                item["revision"] or "-",
+                item["started_at"],
+                item.get("finished_at") or "-",
+            ]
+        )
     typer.echo("")
     _print_table(rows)
 
@@ -301,9 +314,16 @@ def audit(
         typer.echo(f"error: --format must be table, json or jsonl, got {fmt!r}", err=True)
         raise typer.Exit(2)
     params: dict[str, Any] = {"limit": limit}
-    for key, value in (("canary", canary), ("namespace", namespace),
-                       ("environment", environment), ("hook", hook), ("decision", decision),
-                       ("kind", kind), ("actor", actor), ("cursor", cursor)):
+    for key, value in (
+        ("canary", canary),
+        ("namespace", namespace),
+        ("environment", environment),
+        ("hook", hook),
+        ("decision", decision),
+        ("kind", kind),
+        ("actor", actor),
+        ("cursor", cursor),
+    ):
         if value is not None:
             params[key] = value
     for key, when in (("since", since), ("until", until)):
@@ -319,12 +339,18 @@ def audit(
         return
     rows = [["ID", "AT", "ACTOR", "ACTION", "CANARY", "ROLLOUT", "DECISION", "REASON"]]
     for e in data["events"]:
-        rows.append([
-            str(e["id"]), e["at"][:19], e["actor"], e["action"],
-            f"{e['namespace']}/{e['name']}" if e.get("name") else "-",
-            f"#{e['rollout_seq']}" if e.get("rollout_seq") else "-",
-            e.get("verdict") or "-", (e.get("reason") or "")[:80],
-        ])
+        rows.append(
+            [
+                str(e["id"]),
+                e["at"][:19],
+                e["actor"],
+                e["action"],
+                f"{e['namespace']}/{e['name']}" if e.get("name") else "-",
+                f"#{e['rollout_seq']}" if e.get("rollout_seq") else "-",
+                e.get("verdict") or "-",
+                (e.get("reason") or "")[:80],
+            ]
+        )
     _print_table(rows)
     if data.get("next_cursor"):
         typer.echo(f"(more: --cursor {data['next_cursor']})")
@@ -335,4 +361,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

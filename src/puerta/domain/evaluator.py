@@ -47,7 +47,9 @@ def decide(
         )
     if environment is None:
         if unmatched == "pass":
-            return Decision(hook, Verdict.PASS, f"{canary} matches no environment; policy passes it")
+            return Decision(
+                hook, Verdict.PASS, f"{canary} matches no environment; policy passes it"
+            )
         return Decision(
             hook,
             Verdict.FAIL,

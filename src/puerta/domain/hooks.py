@@ -113,7 +113,10 @@ def _string_field(body: dict[str, Any], key: str, *, required: bool) -> str:
 
 
 def parse_payload(raw: bytes, hook: HookType) -> FlaggerPayload:
-    """Validate a webhook body; raise :class:`BadRequest` with a one-line reason naming the field."""
+    """Validate a webhook body.
+
+    Raises :class:`BadRequest` with a one-line reason that names the field.
+    """
     if len(raw) > MAX_BODY_BYTES:
         raise BadRequest(f"body: larger than {MAX_BODY_BYTES} bytes")
     if not raw.strip():

@@ -85,7 +85,9 @@ class Resolution:
 NO_ROLLOUT = Resolution(attach=False)
 
 
-def resolve(current: CurrentRollout | None, hook: HookType, phase: str, checksum: str) -> Resolution:
+def resolve(
+    current: CurrentRollout | None, hook: HookType, phase: str, checksum: str
+) -> Resolution:
     """Decide which rollout a call belongs to and how it changes it (pure)."""
     if hook is HookType.CONFIRM_ROLLOUT:
         return _confirm_rollout(current)

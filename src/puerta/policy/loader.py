@@ -2,7 +2,8 @@
 
 Errors read like a compiler's, so an editor can jump to them::
 
-    policy.yaml:14: environments.production.gates.confirm-rollout[1].timezone: unknown time zone 'Asia/Jerusalm'
+    policy.yaml:14: environments.production.gates.confirm-rollout[1].timezone: unknown time
+    zone 'Asia/Jerusalm'      (on one line)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from puerta.domain.gates import gate_types
 from puerta.errors import ConfigError
 from puerta.policy.errors import SUBPATH_MARK
 from puerta.policy.model import CompiledPolicy, Policy
+
 
 def load_policy(path: str | Path) -> CompiledPolicy:
     """Read, validate and compile a policy file; :class:`ConfigError` lists every problem."""

@@ -99,13 +99,14 @@ class EnvironmentPolicy(_Strict):
     def _gates_fit_hooks(self) -> EnvironmentPolicy:
         for hook, gates in self.gates.items():
             for index, gate in enumerate(gates):
-                if hook not in gate.allowed_hooks:
-                    allowed = ", ".join(sorted(h.value for h in gate.allowed_hooks))
+                options: GateOptions = gate
+                if hook not in options.allowed_hooks:
+                    allowed = ", ".join(sorted(h.value for h in options.allowed_hooks))
                     raise ValueError(
                         located(
                             f"gates.{hook.value}[{index}].type",
-                            f"a {gate.type} gate cannot be used on {hook.value} "
-                            f"(allowed: {allowed})",
+                            f"a {getattr(options, 'type', '?')} gate cannot be used on "
+                            f"{hook.value} (allowed: {allowed})",
                         )
                     )
         return self
@@ -251,9 +252,7 @@ class CompiledPolicy:
         name = self._match_cached(payload.namespace, payload.name, key)
         return self._by_name[name] if name is not None else None
 
-    def _match_uncached(
-        self, namespace: str, name: str, key: tuple[str | None, ...]
-    ) -> str | None:
+    def _match_uncached(self, namespace: str, name: str, key: tuple[str | None, ...]) -> str | None:
         metadata = {k: v for k, v in zip(self._metadata_keys, key, strict=True) if v is not None}
         probe = FlaggerPayload(name=name, namespace=namespace, metadata=metadata)
         for env in self.environments:

@@ -1,6 +1,7 @@
 """Manual actions: approve, halt, roll back. Each is authenticated upstream and audited here.
 
-* **approve** gives the current rollout an approval (optionally for one hook only); with
+* **approve** gives the current rollout an approval for the hook it waits on (or the hook
+  named; with no hook waiting, for every hook); with
   ``scope="canary"`` it is a sticky approval for ``scope: canary`` manual gates (the
   flagger-loadtester behaviour). Approving a halted canary also lifts the halt.
 * **halt** keeps every confirm-* hook of the canary waiting until someone approves again, across
@@ -18,11 +19,13 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puerta.clock import Clock
-from puerta.domain.hooks import HookType
+from puerta.domain.hooks import CONFIRM_HOOKS, HookType
 from puerta.domain.rollouts import RolloutStatus
 from puerta.errors import Conflict, NotFound
 from puerta.store import repository as repo
 from puerta.store.db import Database
+
+_CONFIRM_NAMES = {h.value for h in CONFIRM_HOOKS}
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,10 @@ class AdminService:
                 parts.append("approved later rollouts too (manual gates with scope: canary)")
             elif rollout is not None:
                 seq = rollout.seq
+                # "Approve" means "approve what is waiting": an approval given at
+                # confirm-rollout does not also sign off the later confirm-promotion.
+                if hook is None and rollout.waiting_hook in _CONFIRM_NAMES:
+                    hook = HookType(rollout.waiting_hook)
                 parts.append(f"approved rollout #{seq}" + (f" for {hook.value}" if hook else ""))
             elif not canary.halted:
                 raise Conflict(
@@ -86,12 +93,26 @@ class AdminService:
                 )
             if scope == "canary" or rollout is not None:
                 await repo.insert_manual_action(
-                    conn, canary_id=canary.id, rollout_seq=seq, action="approve",
-                    hook=hook.value if hook else None, actor=actor, reason=reason, created_at=now,
+                    conn,
+                    canary_id=canary.id,
+                    rollout_seq=seq,
+                    action="approve",
+                    hook=hook.value if hook else None,
+                    actor=actor,
+                    reason=reason,
+                    created_at=now,
                 )
             message = "; ".join(parts)
-            await self._audit(conn, "approve", canary, actor, reason, seq, message,
-                              {"hook": hook.value if hook else None, "scope": scope})
+            await self._audit(
+                conn,
+                "approve",
+                canary,
+                actor,
+                reason,
+                seq,
+                message,
+                {"hook": hook.value if hook else None, "scope": scope},
+            )
         return ActionResult("approve", namespace, name, message, seq)
 
     async def halt(self, namespace: str, name: str, *, actor: str, reason: str) -> ActionResult:
@@ -108,9 +129,7 @@ class AdminService:
             await self._audit(conn, "halt", canary, actor, reason, seq, message, {})
         return ActionResult("halt", namespace, name, message, seq)
 
-    async def rollback(
-        self, namespace: str, name: str, *, actor: str, reason: str
-    ) -> ActionResult:
+    async def rollback(self, namespace: str, name: str, *, actor: str, reason: str) -> ActionResult:
         async with self.db.transaction() as conn:
             now = self.clock.now()
             canary = await self._canary(conn, namespace, name)
@@ -118,8 +137,14 @@ class AdminService:
             if rollout is None:
                 raise Conflict(f"{namespace}/{name} has no rollout in progress to roll back")
             await repo.insert_manual_action(
-                conn, canary_id=canary.id, rollout_seq=rollout.seq, action="rollback", hook=None,
-                actor=actor, reason=reason, created_at=now,
+                conn,
+                canary_id=canary.id,
+                rollout_seq=rollout.seq,
+                action="rollback",
+                hook=None,
+                actor=actor,
+                reason=reason,
+                created_at=now,
             )
             message = (
                 f"rollback requested for rollout #{rollout.seq}: the rollback hook answers 200 "

@@ -54,13 +54,16 @@ class HookService:
             now = self.clock.now()
             canary = await repo.lock_canary(conn, payload.namespace, payload.name, now)
             current = await repo.get_rollout(conn, canary.current_rollout_id)
-            resolution = resolve(snapshot.current_rollout(current), hook, payload.phase,
-                                 payload.checksum)
-            rollout = await self._apply(conn, canary, current, resolution, hook, payload,
-                                        env_name, now)
+            resolution = resolve(
+                snapshot.current_rollout(current), hook, payload.phase, payload.checksum
+            )
+            rollout = await self._apply(
+                conn, canary, current, resolution, hook, payload, env_name, now
+            )
             decision = await self._decide(conn, canary, rollout, hook, payload, environment, now)
-            await self._record(conn, canary, rollout, hook, payload, env_name, decision, now,
-                               started)
+            await self._record(
+                conn, canary, rollout, hook, payload, env_name, decision, now, started
+            )
         return HookOutcome(decision, env_name, rollout.seq if rollout is not None else None)
 
     async def _apply(
@@ -78,9 +81,16 @@ class HookService:
             return None
         if current is not None and res.close_current_as is not None:
             await repo.update_rollout(
-                conn, current.id, status=res.close_current_as.value, finished_at=now,
-                updated_at=now, waiting_hook=None, waiting_gate=None, waiting_reason=None,
-                waiting_since=None, retry_at=None,
+                conn,
+                current.id,
+                status=res.close_current_as.value,
+                finished_at=now,
+                updated_at=now,
+                waiting_hook=None,
+                waiting_gate=None,
+                waiting_reason=None,
+                waiting_since=None,
+                retry_at=None,
             )
         if res.open_new or current is None:
             status = res.new_status or RolloutStatus.PROGRESSING
@@ -104,8 +114,14 @@ class HookService:
             if res.new_status is RolloutStatus.PROGRESSING:
                 changes["progressing_at"] = now
             if res.new_status in _TERMINAL:
-                changes.update(finished_at=now, waiting_hook=None, waiting_gate=None,
-                               waiting_reason=None, waiting_since=None, retry_at=None)
+                changes.update(
+                    finished_at=now,
+                    waiting_hook=None,
+                    waiting_gate=None,
+                    waiting_reason=None,
+                    waiting_since=None,
+                    retry_at=None,
+                )
         if res.revision is not None:
             changes["revision"] = res.revision
         if not changes:
@@ -164,8 +180,10 @@ class HookService:
                 changes["environment"] = env_name
             if hook.is_gating and rollout.status not in {s.value for s in _TERMINAL}:
                 if decision.verdict in (Verdict.WAIT, Verdict.FAIL):
-                    same = (rollout.waiting_hook == hook.value
-                            and rollout.waiting_reason == decision.reason)
+                    same = (
+                        rollout.waiting_hook == hook.value
+                        and rollout.waiting_reason == decision.reason
+                    )
                     changes.update(
                         waiting_hook=hook.value,
                         waiting_gate=decision.gate,
@@ -174,10 +192,18 @@ class HookService:
                         retry_at=decision.retry_at,
                     )
                 elif rollout.waiting_hook == hook.value:
-                    changes.update(waiting_hook=None, waiting_gate=None, waiting_reason=None,
-                                   waiting_since=None, retry_at=None)
-                if (hook is HookType.CONFIRM_ROLLOUT and decision.verdict is Verdict.PASS
-                        and rollout.status == RolloutStatus.PENDING.value):
+                    changes.update(
+                        waiting_hook=None,
+                        waiting_gate=None,
+                        waiting_reason=None,
+                        waiting_since=None,
+                        retry_at=None,
+                    )
+                if (
+                    hook is HookType.CONFIRM_ROLLOUT
+                    and decision.verdict is Verdict.PASS
+                    and rollout.status == RolloutStatus.PENDING.value
+                ):
                     changes.update(status=RolloutStatus.CONFIRMED.value, confirmed_at=now)
             await repo.update_rollout(conn, rollout.id, **changes)
         await repo.update_canary(

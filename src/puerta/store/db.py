@@ -26,7 +26,7 @@ _MIGRATION_LOCK_KEY = 0x70756572  # "puer"
 
 def normalise_url(url: str) -> str:
     """Accept the URLs people write and turn them into async driver URLs."""
-    if url.startswith("sqlite:///") or url.startswith("sqlite://"):
+    if url.startswith("sqlite://"):
         return "sqlite+aiosqlite" + url[len("sqlite") :]
     if url.startswith("postgres://"):
         return "postgresql+asyncpg://" + url[len("postgres://") :]

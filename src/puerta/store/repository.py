@@ -19,9 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from puerta.store.tables import audit_events, canaries, manual_actions, rollouts
 
 
-async def lock_canary(
-    conn: AsyncConnection, namespace: str, name: str, now: datetime
-) -> Row[Any]:
+async def lock_canary(conn: AsyncConnection, namespace: str, name: str, now: datetime) -> Row[Any]:
     """The canary's row, created on first sight, locked for the rest of the transaction."""
     dialect = conn.dialect.name
     values = {
@@ -60,7 +58,8 @@ async def get_rollout(conn: AsyncConnection, rollout_id: int | None) -> Row[Any]
 
 async def insert_rollout(conn: AsyncConnection, **values: Any) -> Row[Any]:
     result = await conn.execute(insert(rollouts).values(**values).returning(rollouts))
-    return result.one()
+    row: Row[Any] = result.one()
+    return row
 
 
 async def update_rollout(conn: AsyncConnection, rollout_id: int, **values: Any) -> None:
@@ -120,9 +119,7 @@ async def list_canaries(
     return (await conn.execute(query.order_by(canaries.c.namespace, canaries.c.name))).all()
 
 
-async def rollout_history(
-    conn: AsyncConnection, canary_id: int, limit: int
-) -> Sequence[Row[Any]]:
+async def rollout_history(conn: AsyncConnection, canary_id: int, limit: int) -> Sequence[Row[Any]]:
     query = (
         select(rollouts)
         .where(rollouts.c.canary_id == canary_id)

@@ -42,8 +42,8 @@ class ManualGate:
     def _counts(self, action: ManualAction, ctx: GateContext) -> bool:
         if action.hook is not None and action.hook is not ctx.hook:
             return False
-        if self.scope == "canary":
-            return True
+        if action.rollout_seq is None:  # a sticky approval: only for scope: canary gates
+            return self.scope == "canary"
         return ctx.rollout is not None and action.rollout_seq == ctx.rollout.seq
 
     def evaluate(self, ctx: GateContext) -> GateResult:

@@ -9,12 +9,12 @@ from puerta.domain.gates.base import GateOptions
 
 _REGISTRY: dict[str, type[GateOptions]] = {}
 
-O = TypeVar("O", bound=type[GateOptions])
+OptionsT = TypeVar("OptionsT", bound=type[GateOptions])
 
 
-def register(cls: O) -> O:
+def register(cls: OptionsT) -> OptionsT:
     """Class decorator: make a gate type available to policy files under its ``type`` literal."""
-    type_field = cls.model_fields["type"]
+    type_field = cls.__pydantic_fields__["type"]
     name = type_field.default
     if not isinstance(name, str):
         raise TypeError(f"{cls.__name__}.type must default to its literal name")

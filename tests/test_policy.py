@@ -1,0 +1,230 @@
+"""The policy file: validation messages with paths and lines, environment matching, defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import EXAMPLE_POLICY, Puerta
+from puerta.cli.main import app as cli
+from puerta.domain.hooks import FlaggerPayload
+from puerta.errors import ConfigError
+from puerta.policy import parse_policy
+
+BROKEN = {
+    "typo-zone.yaml": (
+        "environments:\n"
+        "  production:\n"
+        "    match: [{namespace: prod}]\n"
+        "    timezone: Asia/Jerusalm\n",
+        ["typo-zone.yaml:4: environments.production.timezone: unknown time zone 'Asia/Jerusalm'"],
+    ),
+    "gates.yaml": (
+        "environments:\n"
+        "  staging:\n"
+        "    match:\n"
+        "      - namespace: st*\n"
+        "    gates:\n"
+        "      confirm-rollout:\n"
+        "        - type: manual\n"
+        "          approvals: 0\n"
+        "        - type: windw\n"
+        "        - approvals: 2\n"
+        "        - type: manual\n"
+        "          aprovals: 2\n",
+        [
+            "gates.yaml:8: environments.staging.gates.confirm-rollout[0].approvals: Input "
+            "should be greater than or equal to 1",
+            "gates.yaml:9: environments.staging.gates.confirm-rollout[1]: unknown gate type "
+            "'windw'; one of: allow, deny, manual",
+            "gates.yaml:10: environments.staging.gates.confirm-rollout[2]: missing 'type'; "
+            "one of: allow, deny, manual",
+            "gates.yaml:12: environments.staging.gates.confirm-rollout[3].aprovals: unknown field",
+        ],
+    ),
+    "hook-names.yaml": (
+        "environments:\n"
+        "  production:\n"
+        "    match: [{namespace: prod}]\n"
+        "    gates:\n"
+        "      confirm-rolout: [{type: allow}]\n",
+        [
+            "hook-names.yaml:5: environments.production.gates.confirm-rolout: unknown hook type; "
+            "valid: confirm-promotion, confirm-rollout, confirm-traffic-increase, event, "
+            "post-rollout, pre-rollout, rollback, rollout"
+        ],
+    ),
+    "wrong-hook.yaml": (
+        "environments:\n"
+        "  production:\n"
+        "    match: [{namespace: prod}]\n"
+        "    gates:\n"
+        "      pre-rollout:\n"
+        "        - type: manual\n",
+        [
+            "wrong-hook.yaml:6: environments.production.gates.pre-rollout[0].type: a manual gate "
+            "cannot be used on pre-rollout (allowed: confirm-promotion, confirm-rollout, "
+            "confirm-traffic-increase)"
+        ],
+    ),
+    "secrets.yaml": (
+        "unmatched: maybe\n"
+        "auth:\n"
+        "  tokens:\n"
+        "    - name: ops\n"
+        "      role: root\n"
+        "      token_env: OPS\n"
+        "    - name: ci\n"
+        "      role: viewer\n"
+        "      token: plaintext\n"
+        "environments:\n"
+        "  production:\n"
+        "    match: [{}]\n",
+        [
+            "secrets.yaml:1: unmatched: Input should be 'pass' or 'refuse'",
+            "secrets.yaml:5: auth.tokens[0].role: Input should be 'viewer', 'approver' or 'admin'",
+            "secrets.yaml:7: auth.tokens[1]: secrets are never written in the policy file; use "
+            "token_env (an environment variable) or token_file (a mounted file)",
+            "secrets.yaml:12: environments.production.match[0]: a match rule needs at least one "
+            "of namespace, name, metadata",
+        ],
+    ),
+    "yaml-syntax.yaml": (
+        "environments:\n  production:\n    match: [namespace: prod\n",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("filename", sorted(BROKEN))
+def test_check_config_names_each_error_with_its_path(tmp_path: Path, filename: str) -> None:
+    text, expected = BROKEN[filename]
+    path = tmp_path / filename
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 1
+    lines = [line.removeprefix(str(tmp_path) + "/") for line in result.output.splitlines()]
+    if expected is None:
+        assert len(lines) == 1
+        assert lines[0].startswith(f"{filename}:4: invalid YAML:")
+    else:
+        assert lines == expected
+
+
+def test_check_config_accepts_the_example() -> None:
+    result = CliRunner().invoke(cli, ["check-config", str(EXAMPLE_POLICY)])
+    assert result.exit_code == 0
+    assert result.output.strip().endswith("ok (2 environments: staging, production)")
+
+
+def test_check_config_missing_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["check-config", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1
+    assert "cannot read policy file" in result.output
+
+
+def test_serve_refuses_an_invalid_file_with_the_same_message(tmp_path: Path) -> None:
+    text, expected = BROKEN["typo-zone.yaml"]
+    path = tmp_path / "typo-zone.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["serve", "--config", str(path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"{tmp_path}/{expected[0]}"
+
+
+def test_serve_refuses_when_a_token_secret_is_missing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--config", str(EXAMPLE_POLICY)],
+        env={"PUERTA_ADMIN_TOKEN": "", "PUERTA_APPROVER_TOKEN": "", "PUERTA_VIEWER_TOKEN": "x"},
+    )
+    assert result.exit_code == 1
+    assert "auth.tokens[0].token_env: environment variable PUERTA_ADMIN_TOKEN is not set" in (
+        result.output
+    )
+
+
+def payload(namespace: str, name: str = "podinfo", **metadata: str) -> FlaggerPayload:
+    return FlaggerPayload(name=name, namespace=namespace, metadata=metadata)
+
+
+def test_environment_matching_first_rule_wins_in_file_order() -> None:
+    policy = parse_policy(
+        "environments:\n"
+        "  canary-lab:\n"
+        "    match: [{namespace: 'prod', name: 'lab-*'}]\n"
+        "  production:\n"
+        "    match: [{namespace: 'prod*'}, {metadata: {environment: production}}]\n"
+        "  staging:\n"
+        "    match: [{metadata: {environment: 'stag*', team: payments}}]\n"
+    )
+
+    def env(p: FlaggerPayload) -> str | None:
+        match = policy.match(p)
+        return match.name if match else None
+
+    assert env(payload("prod", "lab-api")) == "canary-lab"
+    assert env(payload("prod", "api")) == "production"
+    assert env(payload("prod-eu")) == "production"
+    assert env(payload("apps", environment="production")) == "production"
+    assert env(payload("apps", environment="staging", team="payments")) == "staging"
+    assert env(payload("apps", environment="staging")) is None  # AND within a rule
+    assert env(payload("Prod")) is None  # globs are case-sensitive, like Kubernetes names
+    assert policy.explain_match(payload("prod", "api")) == [
+        "canary-lab: no match rule matched",
+        "production: matched by match[0]",
+        "staging: no match rule matched",
+    ]
+
+
+def test_unmatched_canaries_pass_or_are_refused(puerta: Puerta, policy_text: str) -> None:
+    passed = puerta.hook("confirm-rollout", namespace="elsewhere")
+    assert (passed.status_code, passed.text) == (
+        200,
+        "elsewhere/podinfo matches no environment; policy passes it",
+    )
+    puerta.restart(policy_text.replace("unmatched: pass", "unmatched: refuse"))
+    refused = puerta.hook("confirm-rollout", namespace="elsewhere")
+    assert refused.status_code == 403
+    assert refused.text == (
+        "elsewhere/podinfo matches no environment in the policy and unmatched canaries are refused"
+    )
+    # the rollback hook never rolls back an unmatched canary, and events are always recorded
+    assert puerta.hook("rollback", namespace="elsewhere").status_code == 403
+    assert puerta.hook("event", namespace="elsewhere").status_code == 200
+
+
+def test_deny_gate_and_gate_order(puerta: Puerta) -> None:
+    policy = (
+        "environments:\n"
+        "  production:\n"
+        "    match: [{namespace: prod}]\n"
+        "    gates:\n"
+        "      confirm-rollout:\n"
+        "        - type: allow\n"
+        "        - type: deny\n"
+        "          reason: 'production is being migrated, ask #platform'\n"
+        "        - type: manual\n"
+    )
+    puerta.restart(policy)
+    refused = puerta.hook("confirm-rollout", namespace="prod")
+    assert (refused.status_code, refused.text) == (
+        403,
+        "production is being migrated, ask #platform",
+    )
+    waiting = puerta.api("GET", "/canaries/prod/podinfo").json()["rollout"]["waiting"]
+    assert waiting["gate"] == "confirm-rollout[1] deny"
+
+
+def test_empty_policy_is_valid_and_passes_everything() -> None:
+    policy = parse_policy("")
+    assert policy.environments == []
+    assert policy.policy.unmatched == "pass"
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_policy("- a\n- b\n", source="p.yaml")
+    assert caught.value.problems == ["p.yaml: the policy must be a mapping at the top level"]
