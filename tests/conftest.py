@@ -29,6 +29,7 @@ from puerta.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE_POLICY = Path(__file__).parent.parent / "examples" / "policy.yaml"
+TEST_POLICY = FIXTURES / "policy.yaml"
 
 TOKENS = {
     "PUERTA_ADMIN_TOKEN": "adm-5c1f0d7e9b",
@@ -142,7 +143,7 @@ class Puerta:
         self.environ = {**TOKENS, "PUERTA_DATABASE_URL": database_url}
 
     def build_app(self) -> FastAPI:
-        settings = Settings.from_env(EXAMPLE_POLICY, self.environ)
+        settings = Settings.from_env(TEST_POLICY, self.environ)
         return create_app(settings, policy=parse_policy(self.policy_text), clock=self.clock)
 
     def start(self) -> Puerta:
@@ -188,7 +189,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def policy_text() -> str:
-    return EXAMPLE_POLICY.read_text()
+    return TEST_POLICY.read_text()
 
 
 @pytest.fixture

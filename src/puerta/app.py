@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from puerta import __version__
-from puerta.api import admin, health, hooks
+from puerta.api import admin, environments, health, hooks
 from puerta.api.auth import TokenRegistry
 from puerta.clock import Clock, SystemClock
 from puerta.errors import BadRequest, Conflict, NotFound, PuertaError
@@ -72,6 +72,7 @@ def create_app(
     app.state.clock = the_clock
     app.include_router(hooks.router)
     app.include_router(admin.router)
+    app.include_router(environments.router)
     app.include_router(health.router)
     _install_error_handlers(app)
     return app

@@ -23,7 +23,7 @@ from puerta.store.db import Database
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.Problem, "description": "missing or unknown token"},
     403: {"model": schemas.Problem, "description": "the token's role may not do this"},
 }
@@ -44,6 +44,10 @@ def approver(request: Request) -> Principal:
     return require(Role.APPROVER, request)
 
 
+def admin(request: Request) -> Principal:
+    return require(Role.ADMIN, request)
+
+
 def _db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
@@ -54,13 +58,13 @@ def _admin(request: Request) -> AdminService:
     return service
 
 
-@router.get("/whoami", response_model=schemas.WhoAmI, responses=_ERRORS)
+@router.get("/whoami", response_model=schemas.WhoAmI, responses=ERRORS)
 async def whoami(principal: Annotated[Principal, Depends(viewer)]) -> schemas.WhoAmI:
     """The name and role of the presented token."""
     return schemas.WhoAmI(name=principal.name, role=principal.role.name.lower())
 
 
-@router.get("/canaries", response_model=schemas.CanaryList, responses=_ERRORS)
+@router.get("/canaries", response_model=schemas.CanaryList, responses=ERRORS)
 async def list_canaries(
     request: Request,
     _: Annotated[Principal | None, Depends(reader)],
@@ -78,7 +82,7 @@ async def list_canaries(
 @router.get(
     "/canaries/{namespace}/{name}",
     response_model=schemas.CanaryDetail,
-    responses={**_ERRORS, 404: {"model": schemas.Problem}},
+    responses={**ERRORS, 404: {"model": schemas.Problem}},
 )
 async def get_canary(
     request: Request,
@@ -109,13 +113,13 @@ def _action_response(result: ActionResult, principal: Principal) -> schemas.Acti
     )
 
 
-_ACTION_ERRORS = {**_ERRORS, 404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}}
+ACTION_ERRORS = {**ERRORS, 404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}}
 
 
 @router.post(
     "/canaries/{namespace}/{name}/approve",
     response_model=schemas.ActionResponse,
-    responses=_ACTION_ERRORS,
+    responses=ACTION_ERRORS,
 )
 async def approve(
     request: Request,
@@ -129,14 +133,14 @@ async def approve(
     result = await _admin(request).approve(
         namespace, name, actor=principal.name, reason=body.reason, hook=body.hook, scope=body.scope
     )
-    _count(request, "approve")
+    count_action(request, "approve")
     return _action_response(result, principal)
 
 
 @router.post(
     "/canaries/{namespace}/{name}/halt",
     response_model=schemas.ActionResponse,
-    responses=_ACTION_ERRORS,
+    responses=ACTION_ERRORS,
 )
 async def halt(
     request: Request,
@@ -147,14 +151,14 @@ async def halt(
 ) -> schemas.ActionResponse:
     """Stop the canary: its confirm-* hooks wait until someone approves. Needs approver."""
     result = await _admin(request).halt(namespace, name, actor=principal.name, reason=body.reason)
-    _count(request, "halt")
+    count_action(request, "halt")
     return _action_response(result, principal)
 
 
 @router.post(
     "/canaries/{namespace}/{name}/rollback",
     response_model=schemas.ActionResponse,
-    responses=_ACTION_ERRORS,
+    responses=ACTION_ERRORS,
 )
 async def rollback(
     request: Request,
@@ -167,16 +171,37 @@ async def rollback(
     result = await _admin(request).rollback(
         namespace, name, actor=principal.name, reason=body.reason
     )
-    _count(request, "rollback")
+    count_action(request, "rollback")
     return _action_response(result, principal)
 
 
-def _count(request: Request, action: str) -> None:
+@router.post(
+    "/canaries/{namespace}/{name}/override",
+    response_model=schemas.ActionResponse,
+    responses=ACTION_ERRORS,
+)
+async def override(
+    request: Request,
+    namespace: str,
+    name: str,
+    principal: Annotated[Principal, Depends(admin)],
+    body: schemas.RequiredReasonRequest,
+) -> schemas.ActionResponse:
+    """Break-glass: let the waiting rollout through windows, freezes and the release train.
+    Needs admin; the reason is mandatory and shown in Puerta's answer to Flagger."""
+    result = await _admin(request).override(
+        namespace, name, actor=principal.name, reason=body.reason
+    )
+    count_action(request, "override")
+    return _action_response(result, principal)
+
+
+def count_action(request: Request, action: str) -> None:
     metrics: Metrics = request.app.state.metrics
     metrics.admin_actions.labels(action).inc()
 
 
-@router.get("/audit", response_model=schemas.AuditPage, responses=_ERRORS)
+@router.get("/audit", response_model=schemas.AuditPage, responses=ERRORS)
 async def audit(
     request: Request,
     _: Annotated[Principal, Depends(viewer)],

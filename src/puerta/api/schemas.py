@@ -131,3 +131,43 @@ class WhoAmI(_Out):
 
 class Problem(BaseModel):
     detail: str
+
+
+class FreezeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    environment: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=2000)
+    until: datetime | None = Field(default=None, description="ends by itself then (with zone)")
+    starts_at: datetime | None = Field(default=None, description="default: now (with zone)")
+    namespaces: list[str] = Field(
+        default_factory=list, description="globs; empty: the whole environment"
+    )
+
+
+class Freeze(_Out):
+    id: int
+    environment: str
+    namespaces: list[str] | None
+    reason: str
+    created_by: str
+    created_at: datetime
+    starts_at: datetime
+    ends_at: datetime | None
+    lifted_at: datetime | None
+    lifted_by: str | None
+
+
+class FreezeList(_Out):
+    freezes: list[Freeze]
+
+
+class UnfreezeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=2000)
+    freeze_id: int | None = Field(default=None, description="lift only this one")
+
+
+class UnfreezeResponse(_Out):
+    environment: str
+    lifted: list[int]
+    actor: str

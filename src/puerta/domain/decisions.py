@@ -45,14 +45,20 @@ class GateResult:
     outcome: Outcome
     reason: str = ""
     retry_at: datetime | None = None
+    #: the wait holds every canary of the environment alike (a closed window), so a waiting
+    #: rollout keeps its place in the release train; a wait of its own (an approval it
+    #: needs) lets the ones behind it go first.
+    shared: bool = False
 
     @classmethod
     def passed(cls, reason: str = "") -> GateResult:
         return cls(Outcome.PASS, reason)
 
     @classmethod
-    def wait(cls, reason: str, retry_at: datetime | None = None) -> GateResult:
-        return cls(Outcome.WAIT, reason, retry_at)
+    def wait(
+        cls, reason: str, retry_at: datetime | None = None, *, shared: bool = False
+    ) -> GateResult:
+        return cls(Outcome.WAIT, reason, retry_at, shared)
 
     @classmethod
     def fail(cls, reason: str) -> GateResult:
@@ -68,6 +74,7 @@ class Decision:
     reason: str
     gate: str | None = None  # e.g. "confirm-rollout[0] manual"
     retry_at: datetime | None = None
+    in_line: bool = False  # confirm-rollout waits in the release train, holding its place
 
     @property
     def http_status(self) -> int:

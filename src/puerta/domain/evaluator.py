@@ -4,8 +4,18 @@ Order of precedence, the same for every gating hook:
 
 1. a halt (set by hand) keeps every confirm-* hook waiting;
 2. a canary that matches no environment gets the policy's ``unmatched`` answer;
-3. the environment's gates for this hook, in order: the first that does not pass decides;
-4. no gates, or all passed: pass.
+3. confirm-rollout only: a freeze on the environment keeps it waiting;
+4. the environment's gates for this hook, in order: the first that does not pass decides;
+5. confirm-rollout only: the release train lets it leave in arrival order, at most
+   ``max_concurrent`` at once, ``stagger`` apart;
+6. no gates, or all passed: pass.
+
+A break-glass override of the waiting rollout passes 3, window gates and 5 (not a halt, not a
+manual gate). While confirm-rollout waits for what holds the whole environment (a closed
+window, a freeze of the environment, the train itself), the rollout keeps its place in line and
+the reason ends with it ("3rd in line"); while it waits for something of its own (an approval,
+a halt, a freeze of its namespace), the ones behind it may leave first, and it gets its place
+back, by arrival, once that clears.
 
 The rollback hook asks the opposite question (should Flagger roll back now?): a rollback
 requested by hand, or a rollback gate that fails, answers ROLLBACK; anything else CARRY_ON.
@@ -14,11 +24,14 @@ requested by hand, or a rollback gate that fails, answers ROLLBACK; anything els
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from puerta.domain.decisions import Decision, Outcome, Verdict
+from puerta.domain.freezes import lifts_at
 from puerta.domain.gates.base import GateContext
 from puerta.domain.hooks import HookType
+from puerta.domain.train import check
 from puerta.policy.model import CompiledEnvironment
 
 
@@ -38,13 +51,11 @@ def decide(
     if ctx.halt is not None and hook.is_confirm:
         halt = ctx.halt
         because = f": {halt.reason}" if halt.reason else ""
-        return Decision(
-            hook,
-            Verdict.WAIT,
+        reason = (
             f"halted by {halt.actor} at {halt.at:%Y-%m-%d %H:%M} UTC{because} "
-            f"(puerta approve {canary} to resume)",
-            gate="halt",
+            f"(puerta approve {canary} to resume)"
         )
+        return Decision(hook, Verdict.WAIT, reason, gate="halt")
     if environment is None:
         if unmatched == "pass":
             return Decision(
@@ -57,6 +68,17 @@ def decide(
             gate="unmatched",
         )
 
+    starting = hook is HookType.CONFIRM_ROLLOUT
+    if starting and ctx.freezes and ctx.override is None:
+        zone = environment.zone
+        reason = "; ".join(f.describe(zone) for f in ctx.freezes)
+        # A freeze of the whole environment holds everyone alike: keep the place in line.
+        # One of some namespaces only must not hold up the others behind it.
+        shared = all(not f.namespaces for f in ctx.freezes)
+        return _waiting(
+            hook, reason, ctx, gate="freeze", retry_at=lifts_at(ctx.freezes), shared=shared
+        )
+
     gates = environment.gates.get(hook, ())
     passed: list[str] = []
     for compiled in gates:
@@ -64,11 +86,54 @@ def decide(
         if result.outcome is Outcome.PASS:
             passed.append(f"{compiled.label}: {result.reason}" if result.reason else compiled.label)
             continue
-        verdict = Verdict.WAIT if result.outcome is Outcome.WAIT else Verdict.FAIL
-        return Decision(hook, verdict, result.reason, gate=compiled.label, retry_at=result.retry_at)
-    if not gates:
+        if result.outcome is Outcome.FAIL:
+            return Decision(hook, Verdict.FAIL, result.reason, gate=compiled.label)
+        return _waiting(
+            hook,
+            result.reason,
+            ctx,
+            gate=compiled.label,
+            retry_at=result.retry_at,
+            shared=result.shared,
+        )
+
+    if starting and ctx.train is not None and ctx.rollout is not None:
+        if ctx.override is not None:
+            passed.append(f"release train skipped: overridden by {ctx.override.actor}")
+        else:
+            departure = check(ctx.train, ctx.rollout.id, ctx.now)
+            if not departure.may_leave:
+                return Decision(
+                    hook,
+                    Verdict.WAIT,
+                    departure.reason,
+                    gate="train",
+                    retry_at=departure.retry_at,
+                    in_line=True,
+                )
+            if departure.reason:
+                passed.append(departure.reason)
+    if not passed:
         return Decision(hook, Verdict.PASS, f"no {hook.value} gates in {environment.name}")
     return Decision(hook, Verdict.PASS, "passed " + "; ".join(passed))
+
+
+def _waiting(
+    hook: HookType,
+    reason: str,
+    ctx: GateContext,
+    *,
+    gate: str,
+    retry_at: datetime | None = None,
+    shared: bool = False,
+) -> Decision:
+    """A wait; at confirm-rollout, a shared wait keeps the rollout's place in the train and
+    says which place it is."""
+    in_line = shared and hook is HookType.CONFIRM_ROLLOUT and ctx.train is not None
+    if in_line and ctx.rollout is not None and ctx.train is not None:
+        line = ctx.train.line_text(ctx.rollout.id)
+        reason = f"{reason}; {line}" if line else reason
+    return Decision(hook, Verdict.WAIT, reason, gate=gate, retry_at=retry_at, in_line=in_line)
 
 
 def _rollback(ctx: GateContext, environment: CompiledEnvironment | None) -> Decision:

@@ -10,7 +10,11 @@ It is pure: no I/O, and it never reads the wall clock.  Every function takes
 the instant as an argument, which must be a timezone-aware ``datetime``
 (naive datetimes raise ``ValueError``: guessing a zone for a gate that guards
 production is exactly the kind of bug this module exists to prevent).  All
-returned datetimes are aware and expressed in ``schedule.zone``.
+returned datetimes are aware and expressed in ``schedule.zone``; one in the
+second pass of a repeated hour carries ``fold=1``.  Compare such values in
+UTC (``x.astimezone(UTC)``): PEP 495 makes ``==`` between datetimes of
+different zones False inside a repeated hour, and ``==`` between two
+datetimes of the same ZoneInfo ignores ``fold``.
 
 Semantics
 =========
@@ -157,6 +161,10 @@ _ONE_SECOND = timedelta(seconds=1)
 # Step used to detect UTC offset transitions; no real zone has two
 # transitions within 6 hours, so none can hide between two samples.
 _TRANSITION_SCAN_STEP = timedelta(hours=6)
+# Fixed English names: calendar.month_abbr follows the process locale.
+_MONTH_NAMES = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+)  # fmt: skip
 _DAY_INDEX = {name.lower(): index for index, name in enumerate(DAY_NAMES)}
 _CLOCK_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 
@@ -382,16 +390,20 @@ class DenyPeriod:
     reason: str
 
     def __post_init__(self) -> None:
-        _require_aware(self.start, "DenyPeriod.start")
-        _require_aware(self.end, "DenyPeriod.end")
-        if self.end <= self.start:
+        # Compare in UTC: two datetimes sharing one ZoneInfo compare by wall
+        # clock and ignore ``fold``, which misorders instants in a repeated hour.
+        if _require_aware(self.end, "DenyPeriod.end") <= _require_aware(
+            self.start, "DenyPeriod.start"
+        ):
             raise ValueError(
                 f"DenyPeriod end {self.end.isoformat()} must be after start "
                 f"{self.start.isoformat()}"
             )
 
     def contains(self, instant: datetime) -> bool:
-        return self.start <= instant < self.end
+        """Whether the aware ``instant`` falls in ``[start, end)``."""
+        moment = instant.astimezone(UTC)  # see __post_init__ on comparing in UTC
+        return self.start <= moment < self.end
 
 
 def _check_month_day(month: int, day: int, what: str) -> None:
@@ -800,8 +812,8 @@ def describe(schedule: WindowSchedule) -> str:
         extras.append(f"{count} extra closed date{'s' if count != 1 else ''}")
     for recurring in schedule.recurring_deny:
         extras.append(
-            f"freeze {calendar.month_abbr[recurring.start_month]} {recurring.start_day}"
-            f"-{calendar.month_abbr[recurring.end_month]} {recurring.end_day}"
+            f"freeze {_MONTH_NAMES[recurring.start_month - 1]} {recurring.start_day}"
+            f"-{_MONTH_NAMES[recurring.end_month - 1]} {recurring.end_day}"
         )
     if schedule.deny:
         count = len(schedule.deny)

@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from puerta.domain.durations import parse_duration
 from puerta.domain.gates import Gate, GateOptions, gate_types
 from puerta.domain.hooks import FlaggerPayload, HookType
+from puerta.domain.train import TrainConfig
 from puerta.policy.errors import located
 
 
@@ -74,14 +76,72 @@ class MatchRule(_Strict):
         return True
 
 
+class TrainSpec(_Strict):
+    """How canaries waiting to start in an environment leave: in order, this many at once."""
+
+    max_concurrent: int | None = Field(
+        default=None, ge=1, description="rollouts under way at once; unset: no limit"
+    )
+    stagger: str = Field(default="0s", description="at least this long between two departures")
+    release_timeout: str = Field(
+        default="2h", description="a released rollout that never reports back stops counting"
+    )
+    stale_after: str = Field(
+        default="15m", description="a queued canary that stopped calling loses its place"
+    )
+
+    @field_validator("stagger", "release_timeout", "stale_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    def config(self) -> TrainConfig:
+        return TrainConfig(
+            max_concurrent=self.max_concurrent,
+            stagger=parse_duration(self.stagger),
+            release_timeout=parse_duration(self.release_timeout),
+            stale_after=parse_duration(self.stale_after),
+        )
+
+
 class EnvironmentPolicy(_Strict):
     """One environment (e.g. staging, production) and its gates per hook type."""
 
     match: list[MatchRule] = Field(min_length=1)
     timezone: str | None = Field(default=None, description="IANA zone for this environment")
+    train: TrainSpec | None = Field(
+        default=None, description="release train for canaries waiting on confirm-rollout"
+    )
     gates: dict[HookType, list[GateConfig]] = Field(default_factory=dict)  # type: ignore[valid-type]
 
     _tz = field_validator("timezone")(check_timezone)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_timezone(cls, data: Any) -> Any:
+        """Gates with a ``timezone`` field default to the environment's."""
+        if not isinstance(data, dict) or not isinstance(data.get("timezone"), str):
+            return data
+        gates = data.get("gates")
+        if not isinstance(gates, dict):
+            return data
+        types = gate_types()
+        patched: dict[Any, Any] = {}
+        for hook, entries in gates.items():
+            if not isinstance(entries, list):
+                patched[hook] = entries
+                continue
+            patched[hook] = [
+                {**entry, "timezone": data["timezone"]}
+                if isinstance(entry, dict)
+                and entry.get("type") in types
+                and "timezone" in types[entry["type"]].model_fields
+                and entry.get("timezone") is None
+                else entry
+                for entry in entries
+            ]
+        return {**data, "gates": patched}
 
     @field_validator("gates", mode="before")
     @classmethod
@@ -212,6 +272,11 @@ class CompiledEnvironment:
     name: str
     spec: EnvironmentPolicy
     gates: dict[HookType, tuple[CompiledGate, ...]] = field(default_factory=dict)
+    train: TrainConfig | None = None  # set when confirm-rollout callers queue
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.spec.timezone or "UTC")
 
 
 class CompiledPolicy:
@@ -240,7 +305,11 @@ class CompiledPolicy:
                     label = f"{hook.value}[{index}] {opts.name or getattr(opts, 'type', '?')}"
                     built.append(CompiledGate(label, opts.build()))
                 gates[hook] = tuple(built)
-            environments.append(CompiledEnvironment(name, spec, gates))
+            train = spec.train.config() if spec.train is not None else None
+            windowed = any(g.gate.kind == "window" for g in gates.get(HookType.CONFIRM_ROLLOUT, ()))
+            if train is None and windowed:
+                train = TrainConfig()  # a window alone still queues arrivals in order
+            environments.append(CompiledEnvironment(name, spec, gates, train))
         return cls(policy, environments)
 
     def environment(self, name: str) -> CompiledEnvironment | None:

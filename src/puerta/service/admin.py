@@ -8,11 +8,15 @@
   rollouts and restarts, and withdraws sticky approvals.
 * **rollback** makes the rollback hook answer 200 for the current rollout, so Flagger rolls it
   back on its next tick.
+* **override** (break-glass, admin) lets the current rollout through windows, freezes and the
+  release train; the answer to Flagger says who overrode and why.
+* **freeze / unfreeze** (admin) stop new rollouts in an environment until lifted or expired.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Row
@@ -21,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from puerta.clock import Clock
 from puerta.domain.hooks import CONFIRM_HOOKS, HookType
 from puerta.domain.rollouts import RolloutStatus
-from puerta.errors import Conflict, NotFound
+from puerta.errors import BadRequest, Conflict, NotFound
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
@@ -152,6 +156,104 @@ class AdminService:
             )
             await self._audit(conn, "rollback", canary, actor, reason, rollout.seq, message, {})
         return ActionResult("rollback", namespace, name, message, rollout.seq)
+
+    async def override(self, namespace: str, name: str, *, actor: str, reason: str) -> ActionResult:
+        """Break-glass: the waiting rollout passes windows, freezes and the release train."""
+        async with self.db.transaction() as conn:
+            now = self.clock.now()
+            canary = await self._canary(conn, namespace, name)
+            rollout = await self._open_rollout(conn, canary)
+            if rollout is None:
+                raise Conflict(f"{namespace}/{name} has no rollout waiting or in progress")
+            await repo.insert_manual_action(
+                conn,
+                canary_id=canary.id,
+                rollout_seq=rollout.seq,
+                action="override",
+                hook=None,
+                actor=actor,
+                reason=reason,
+                created_at=now,
+            )
+            message = (
+                f"override for rollout #{rollout.seq}: windows, freezes and the release train "
+                "no longer hold it (manual approvals and halts still do)"
+            )
+            await self._audit(conn, "override", canary, actor, reason, rollout.seq, message, {})
+        return ActionResult("override", namespace, name, message, rollout.seq)
+
+    async def freeze(
+        self,
+        environment: str,
+        *,
+        actor: str,
+        reason: str,
+        until: datetime | None,
+        namespaces: list[str],
+        starts_at: datetime | None = None,
+    ) -> Row[Any]:
+        async with self.db.transaction() as conn:
+            now = self.clock.now()
+            start = starts_at or now
+            if until is not None and until <= max(start, now):
+                raise BadRequest("until: must be in the future and after the start")
+            row = await repo.insert_freeze(
+                conn,
+                environment=environment,
+                namespaces=namespaces or None,
+                reason=reason,
+                created_by=actor,
+                created_at=now,
+                starts_at=start,
+                ends_at=until,
+            )
+            await repo.insert_audit(
+                conn,
+                at=now,
+                kind="admin",
+                actor=actor,
+                action="freeze",
+                environment=environment,
+                reason=reason,
+                details={
+                    "freeze_id": row.id,
+                    "until": until.isoformat() if until else None,
+                    "namespaces": namespaces,
+                    "starts_at": start.isoformat(),
+                },
+            )
+        return row
+
+    async def unfreeze(
+        self, environment: str, *, actor: str, reason: str, freeze_id: int | None = None
+    ) -> list[int]:
+        """Lift one freeze, or every active freeze of the environment; the ids lifted."""
+        async with self.db.transaction() as conn:
+            now = self.clock.now()
+            if freeze_id is not None:
+                row = await repo.get_freeze(conn, freeze_id)
+                if row is None or row.environment != environment:
+                    raise NotFound(f"no freeze {freeze_id} in {environment}")
+                if row.lifted_at is not None:
+                    raise Conflict(f"freeze {freeze_id} was already lifted by {row.lifted_by}")
+                ids = [freeze_id]
+            else:
+                ids = [row.id for row in await repo.active_freezes(conn, environment, now)]
+                if not ids:
+                    raise Conflict(f"{environment} has no active freeze")
+            for one in ids:
+                await repo.lift_freeze(conn, one, actor, now)
+            await repo.insert_audit(
+                conn,
+                at=now,
+                kind="admin",
+                actor=actor,
+                action="unfreeze",
+                environment=environment,
+                reason=reason,
+                details={"freeze_ids": ids},
+            )
+        return ids
 
     async def _audit(
         self,

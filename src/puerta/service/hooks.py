@@ -18,11 +18,14 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puerta.clock import Clock
+from puerta.domain import train as train_domain
 from puerta.domain.decisions import Decision, Verdict
 from puerta.domain.evaluator import decide
+from puerta.domain.freezes import Freeze
 from puerta.domain.gates.base import GateContext
 from puerta.domain.hooks import FlaggerPayload, HookType
 from puerta.domain.rollouts import Resolution, RolloutStatus, resolve
+from puerta.domain.train import TrainConfig, TrainState
 from puerta.policy.model import CompiledEnvironment, CompiledPolicy
 from puerta.service import snapshot
 from puerta.store import repository as repo
@@ -140,22 +143,54 @@ class HookService:
         now: datetime,
     ) -> Decision:
         view = snapshot.rollout_view(rollout)
-        approvals: tuple[Any, ...] = ()
-        rollback = None
+        manual = snapshot.ManualState()
         if not hook.is_record_only:
             rows = await repo.active_manual_actions(conn, canary.id)
-            approvals, rollback = snapshot.manual_actions(rows, view)
+            manual = snapshot.manual_actions(rows, view)
+        freezes: tuple[Freeze, ...] = ()
+        train = None
+        if hook is HookType.CONFIRM_ROLLOUT and environment is not None:
+            freezes = tuple(
+                freeze
+                for freeze in map(
+                    snapshot.freeze_of, await repo.active_freezes(conn, environment.name, now)
+                )
+                if freeze.applies(environment.name, payload.namespace, now)
+            )
+            if environment.train is not None:
+                train = await self._train(conn, environment.name, environment.train, rollout, now)
         ctx = GateContext(
             hook=hook,
             payload=payload,
             environment=environment.name if environment else None,
             now=now,
             rollout=view,
-            approvals=approvals,
-            rollback=rollback,
+            approvals=manual.approvals,
+            rollback=manual.rollback,
+            override=manual.override,
             halt=snapshot.halt_of(canary),
+            freezes=freezes,
+            train=train,
         )
         return decide(ctx, environment, self.policy.policy.unmatched)
+
+    async def _train(
+        self,
+        conn: AsyncConnection,
+        environment: str,
+        config: TrainConfig,
+        rollout: Row[Any] | None,
+        now: datetime,
+    ) -> TrainState:
+        await repo.lock_environment(conn, environment)
+        rows = await repo.train_rows(
+            conn,
+            environment,
+            stale_before=train_domain.stale_cutoff(config, now),
+            released_after=train_domain.timeout_cutoff(config, now),
+        )
+        last = await repo.last_release_at(conn, environment)
+        return snapshot.train_state(environment, config, rows, last, rollout)
 
     async def _record(
         self,
@@ -205,6 +240,10 @@ class HookService:
                     and rollout.status == RolloutStatus.PENDING.value
                 ):
                     changes.update(status=RolloutStatus.CONFIRMED.value, confirmed_at=now)
+                    if rollout.released_at is None:
+                        changes["released_at"] = now  # left the release train
+                if hook is HookType.CONFIRM_ROLLOUT:
+                    changes["in_line"] = decision.in_line
             await repo.update_rollout(conn, rollout.id, **changes)
         await repo.update_canary(
             conn,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
 
+from puerta.domain.freezes import Freeze
 from puerta.domain.gates.base import Halt, ManualAction, RolloutView
 from puerta.domain.hooks import HookType
 from puerta.domain.rollouts import CurrentRollout, RolloutStatus
+from puerta.domain.train import TrainConfig, TrainEntry, TrainState
 
 
 def current_rollout(row: Row[Any] | None) -> CurrentRollout | None:
@@ -36,12 +40,18 @@ def halt_of(canary: Row[Any]) -> Halt | None:
     return Halt(actor=canary.halted_by or "?", at=canary.halted_at, reason=canary.halt_reason or "")
 
 
-def manual_actions(
-    rows: Sequence[Row[Any]], rollout: RolloutView | None
-) -> tuple[tuple[ManualAction, ...], ManualAction | None]:
-    """(approvals that may count, the rollback request for the current rollout if any)."""
+@dataclass(frozen=True)
+class ManualState:
+    approvals: tuple[ManualAction, ...] = ()
+    rollback: ManualAction | None = None  # for the current rollout
+    override: ManualAction | None = None  # for the current rollout
+
+
+def manual_actions(rows: Sequence[Row[Any]], rollout: RolloutView | None) -> ManualState:
+    """Approvals that may count, and the current rollout's rollback request and override."""
     approvals: list[ManualAction] = []
     rollback: ManualAction | None = None
+    override: ManualAction | None = None
     for row in rows:
         action = ManualAction(
             actor=row.actor,
@@ -52,6 +62,48 @@ def manual_actions(
         )
         if row.action == "approve":
             approvals.append(action)
-        elif row.action == "rollback" and rollout is not None and row.rollout_seq == rollout.seq:
-            rollback = action
-    return tuple(approvals), rollback
+        elif rollout is not None and row.rollout_seq == rollout.seq:
+            if row.action == "rollback":
+                rollback = action
+            elif row.action == "override":
+                override = action
+    return ManualState(tuple(approvals), rollback, override)
+
+
+def freeze_of(row: Row[Any]) -> Freeze:
+    return Freeze(
+        id=row.id,
+        environment=row.environment,
+        namespaces=tuple(row.namespaces or ()),
+        reason=row.reason,
+        created_by=row.created_by,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+    )
+
+
+def train_state(
+    environment: str,
+    config: TrainConfig,
+    rows: Sequence[Row[Any]],
+    last_release: datetime | None,
+    current: Row[Any] | None,
+) -> TrainState:
+    """The queue and the rollouts under way; the rollout being decided always holds its place
+    (its own staleness is refreshed by this very call)."""
+    queue: list[TrainEntry] = []
+    active: list[TrainEntry] = []
+    for row in rows:
+        entry = TrainEntry(
+            row.id, f"{row.namespace}/{row.name}", row.seq, row.started_at, row.released_at
+        )
+        (active if row.released_at is not None else queue).append(entry)
+    if (
+        current is not None
+        and current.status == "pending"
+        and current.released_at is None
+        and all(e.rollout_id != current.id for e in queue)
+    ):
+        queue.append(TrainEntry(current.id, "", current.seq, current.started_at))
+        queue.sort(key=lambda e: (e.started_at, e.rollout_id))
+    return TrainState(environment, config, tuple(queue), tuple(active), last_release)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, select, update
+from sqlalchemy import Row, and_, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from puerta.store.tables import audit_events, canaries, manual_actions, rollouts
+from puerta.store.tables import audit_events, canaries, freezes, manual_actions, rollouts
 
 
 async def lock_canary(conn: AsyncConnection, namespace: str, name: str, now: datetime) -> Row[Any]:
@@ -173,3 +173,89 @@ async def query_audit(
 
 async def count_canaries(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(canaries))).scalar_one())
+
+
+# ---- release trains and freezes -------------------------------------------------------------
+
+
+async def lock_environment(conn: AsyncConnection, environment: str) -> None:
+    """Serialise release-train decisions of one environment across replicas (PostgreSQL).
+
+    Taken after the canary's row lock, always in that order, so two calls cannot deadlock.
+    SQLite needs nothing: its writers are serialised already.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"puerta-train:{environment}"},
+        )
+
+
+async def train_rows(
+    conn: AsyncConnection,
+    environment: str,
+    *,
+    stale_before: datetime,
+    released_after: datetime,
+) -> Sequence[Row[Any]]:
+    """Rollouts of the environment that are queued (pending, unreleased, recently seen) or
+    under way (released, unfinished, within the release timeout), in arrival order."""
+    r = rollouts
+    queued = and_(
+        r.c.status == "pending",
+        r.c.released_at.is_(None),
+        r.c.in_line.is_(True),
+        r.c.updated_at >= stale_before,
+    )
+    active = and_(
+        r.c.released_at.is_not(None),
+        r.c.status.in_(("confirmed", "progressing")),
+        r.c.released_at >= released_after,
+    )
+    query = (
+        select(
+            r.c.id,
+            r.c.seq,
+            r.c.started_at,
+            r.c.released_at,
+            canaries.c.namespace,
+            canaries.c.name,
+        )
+        .select_from(r.join(canaries, canaries.c.id == r.c.canary_id))
+        .where(r.c.environment == environment, or_(queued, active))
+        .order_by(r.c.started_at, r.c.id)
+    )
+    result = await conn.execute(query)
+    return list(result.all())  # type: ignore[arg-type]  # a 6-column row is a Row[Any]
+
+
+async def last_release_at(conn: AsyncConnection, environment: str) -> datetime | None:
+    query = select(func.max(rollouts.c.released_at)).where(rollouts.c.environment == environment)
+    value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+    return value
+
+
+async def active_freezes(
+    conn: AsyncConnection, environment: str | None, now: datetime
+) -> Sequence[Row[Any]]:
+    """Freezes not lifted and not ended (of one environment, or all), oldest first."""
+    f = freezes
+    query = select(f).where(f.c.lifted_at.is_(None), or_(f.c.ends_at.is_(None), f.c.ends_at > now))
+    if environment is not None:
+        query = query.where(f.c.environment == environment)
+    return (await conn.execute(query.order_by(f.c.id))).all()
+
+
+async def insert_freeze(conn: AsyncConnection, **values: Any) -> Row[Any]:
+    row: Row[Any] = (await conn.execute(insert(freezes).values(**values).returning(freezes))).one()
+    return row
+
+
+async def get_freeze(conn: AsyncConnection, freeze_id: int) -> Row[Any] | None:
+    return (await conn.execute(select(freezes).where(freezes.c.id == freeze_id))).one_or_none()
+
+
+async def lift_freeze(conn: AsyncConnection, freeze_id: int, by: str, now: datetime) -> None:
+    await conn.execute(
+        update(freezes).where(freezes.c.id == freeze_id).values(lifted_at=now, lifted_by=by)
+    )

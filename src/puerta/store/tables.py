@@ -5,6 +5,7 @@
 * ``rollouts``: one row per attempt to roll out a revision (see ``domain/rollouts.py``), with
   what it waits for now.
 * ``manual_actions``: approvals and rollback requests, bound to a rollout (or canary-wide).
+* ``freezes``: deployment freezes created by hand for an environment (or some namespaces).
 * ``audit_events``: every hook call and every admin action, append-only.
 """
 
@@ -107,7 +108,11 @@ rollouts = Table(
     _ts("retry_at"),
     Column("last_hook", String(32)),
     Column("last_verdict", String(16)),
+    _ts("released_at"),  # confirm-rollout passed: left the release train
+    Column("in_line", Boolean, nullable=False, default=False),  # holds its place in the train
     UniqueConstraint("canary_id", "seq"),
+    Index(None, "environment", "status"),
+    Index(None, "environment", "released_at"),
 )
 
 manual_actions = Table(
@@ -123,6 +128,22 @@ manual_actions = Table(
     _ts("created_at", nullable=False),
     _ts("revoked_at"),
     Index(None, "canary_id", "action"),
+)
+
+freezes = Table(
+    "freezes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("environment", String(100), nullable=False),
+    Column("namespaces", JSON),  # list of globs; null: the whole environment
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("starts_at", nullable=False),
+    _ts("ends_at"),
+    _ts("lifted_at"),
+    Column("lifted_by", String(200)),
+    Index(None, "environment", "lifted_at"),
 )
 
 audit_events = Table(

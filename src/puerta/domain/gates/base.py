@@ -16,8 +16,10 @@ from typing import ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from puerta.domain.decisions import GateResult
+from puerta.domain.freezes import Freeze
 from puerta.domain.hooks import FlaggerPayload, HookType
 from puerta.domain.rollouts import RolloutStatus
+from puerta.domain.train import TrainState
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,10 @@ class GateContext:
     rollout: RolloutView | None
     approvals: tuple[ManualAction, ...] = ()
     rollback: ManualAction | None = None
+    override: ManualAction | None = None  # break-glass: windows, freezes and the train pass
     halt: Halt | None = None
+    freezes: tuple[Freeze, ...] = ()  # freezes that apply to this canary now
+    train: TrainState | None = None  # the environment's release train (confirm-rollout only)
     extras: dict[str, object] = field(default_factory=dict)
 
 

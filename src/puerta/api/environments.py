@@ -1,0 +1,94 @@
+"""``/api/v1/freezes`` and ``/api/v1/environments``: freezes on demand and the release-train
+queue of each environment. Creating and lifting freezes needs the admin role."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from puerta.api import schemas
+from puerta.api.admin import ACTION_ERRORS, ERRORS, count_action, reader
+from puerta.api.auth import Principal, Role, require
+from puerta.errors import BadRequest
+from puerta.policy.model import CompiledPolicy
+from puerta.service.admin import AdminService
+from puerta.store import repository as repo
+from puerta.store.db import Database
+
+router = APIRouter(prefix="/api/v1", tags=["environments"])
+
+
+def admin_role(request: Request) -> Principal:
+    return require(Role.ADMIN, request)
+
+
+def _known_environment(request: Request, name: str) -> None:
+    policy: CompiledPolicy = request.app.state.policy
+    if policy.environment(name) is None:
+        known = ", ".join(e.name for e in policy.environments) or "none"
+        raise BadRequest(f"environment: unknown environment {name!r}; known: {known}")
+
+
+def _aware(value: object, label: str) -> None:
+    if value is not None and getattr(value, "tzinfo", None) is None:
+        raise BadRequest(f"{label}: give a time zone, e.g. 2026-11-27T18:00:00+02:00")
+
+
+@router.post("/freezes", response_model=schemas.Freeze, status_code=201, responses=ACTION_ERRORS)
+async def create_freeze(
+    request: Request,
+    body: schemas.FreezeRequest,
+    principal: Annotated[Principal, Depends(admin_role)],
+) -> schemas.Freeze:
+    """Freeze an environment (or some of its namespaces): confirm-rollout waits until it is
+    lifted or ends. Needs admin."""
+    _known_environment(request, body.environment)
+    _aware(body.until, "until")
+    _aware(body.starts_at, "starts_at")
+    service: AdminService = request.app.state.admin_service
+    row = await service.freeze(
+        body.environment,
+        actor=principal.name,
+        reason=body.reason,
+        until=body.until,
+        namespaces=body.namespaces,
+        starts_at=body.starts_at,
+    )
+    count_action(request, "freeze")
+    return schemas.Freeze.model_validate(row)
+
+
+@router.get("/freezes", response_model=schemas.FreezeList, responses=ERRORS)
+async def list_freezes(
+    request: Request,
+    _: Annotated[Principal | None, Depends(reader)],
+    environment: str | None = None,
+) -> schemas.FreezeList:
+    """Freezes in force or scheduled (not lifted, not ended)."""
+    db: Database = request.app.state.db
+    async with db.read() as conn:
+        rows = await repo.active_freezes(conn, environment, request.app.state.clock.now())
+    return schemas.FreezeList(freezes=[schemas.Freeze.model_validate(r) for r in rows])
+
+
+@router.post(
+    "/environments/{environment}/unfreeze",
+    response_model=schemas.UnfreezeResponse,
+    responses=ACTION_ERRORS,
+)
+async def unfreeze(
+    request: Request,
+    environment: str,
+    principal: Annotated[Principal, Depends(admin_role)],
+    body: schemas.UnfreezeRequest | None = None,
+) -> schemas.UnfreezeResponse:
+    """Lift every active freeze of the environment (or one, by id). Needs admin."""
+    _known_environment(request, environment)
+    body = body or schemas.UnfreezeRequest()
+    service: AdminService = request.app.state.admin_service
+    ids = await service.unfreeze(
+        environment, actor=principal.name, reason=body.reason, freeze_id=body.freeze_id
+    )
+    count_action(request, "unfreeze")
+    return schemas.UnfreezeResponse(environment=environment, lifted=ids, actor=principal.name)
