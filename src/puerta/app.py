@@ -13,13 +13,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from puerta import __version__
-from puerta.api import admin, environments, health, hooks
+from puerta.api import admin, environments, explain, health, hooks
 from puerta.api.auth import TokenRegistry
 from puerta.clock import Clock, SystemClock
 from puerta.errors import BadRequest, Conflict, NotFound, PuertaError
 from puerta.metrics import Metrics
 from puerta.policy import CompiledPolicy, load_policy
 from puerta.service.admin import AdminService
+from puerta.service.explain import ExplainService
 from puerta.service.hooks import HookService
 from puerta.settings import Settings
 from puerta.store.db import Database
@@ -34,10 +35,15 @@ def create_app(
     *,
     policy: CompiledPolicy | None = None,
     clock: Clock | None = None,
+    tokens: TokenRegistry | None = None,
 ) -> FastAPI:
-    """Build a Puerta app. Raises :class:`ConfigError` for an invalid policy or a missing secret."""
+    """Build a Puerta app. Raises :class:`ConfigError` for an invalid policy or a missing secret.
+
+    ``tokens`` replaces the tokens the policy names (``puerta simulate`` runs without them).
+    """
     compiled = policy or load_policy(settings.config_path)
-    tokens = TokenRegistry.from_policy(compiled.policy, settings.environ)
+    if tokens is None:
+        tokens = TokenRegistry.from_policy(compiled.policy, settings.environ)
     the_clock = clock or SystemClock()
     database_url = settings.resolve_database_url(compiled.policy.database.url)
 
@@ -49,6 +55,7 @@ def create_app(
         app.state.db = db
         app.state.hook_service = HookService(db, compiled, the_clock)
         app.state.admin_service = AdminService(db, the_clock)
+        app.state.explain_service = ExplainService(db, compiled)
         log.info(
             "puerta started",
             version=__version__,
@@ -73,6 +80,7 @@ def create_app(
     app.include_router(hooks.router)
     app.include_router(admin.router)
     app.include_router(environments.router)
+    app.include_router(explain.router)
     app.include_router(health.router)
     _install_error_handlers(app)
     return app

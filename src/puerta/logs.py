@@ -37,3 +37,8 @@ def configure_logging(level: str = "info", fmt: LogFormat = "json") -> None:
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
     return logger
+
+
+def quiet_logging() -> None:
+    """For CLI commands that run Puerta in-process: only errors reach the terminal."""
+    configure_logging("error", "console")

@@ -171,3 +171,53 @@ class UnfreezeResponse(_Out):
     environment: str
     lifted: list[int]
     actor: str
+
+
+class GateExplanation(_Out):
+    label: str
+    kind: str
+    outcome: str
+    reason: str
+    changes_at: datetime | None = Field(description="when this gate's answer changes by itself")
+
+
+class DecisionOut(_Out):
+    verdict: str
+    http_status: int
+    reason: str
+    gate: str | None
+
+
+class TrainOut(_Out):
+    max_concurrent: int | None
+    queue: list[str] = Field(description="waiting to leave, in arrival order")
+    rolling_out: list[str]
+    last_departure: datetime | None
+
+
+class ExplainRollout(_Out):
+    seq: int
+    status: str
+    revision: str
+    started_at: datetime
+
+
+class Explanation(_Out):
+    canary: str
+    hook: str
+    at: datetime
+    environment: str | None
+    timezone: str = Field(description="the environment's time zone (UTC when it has none)")
+    matching: list[str] = Field(description="each environment, matched or not, and why")
+    rollout: ExplainRollout | None = None
+    hypothetical: bool = Field(
+        description="no rollout is waiting: this is what a new rollout would meet"
+    )
+    decision: DecisionOut
+    gates: list[GateExplanation]
+    halted: str | None
+    freezes: list[str]
+    train: TrainOut | None
+    place_in_line: int | None
+    next_change: datetime | None
+    next_change_because: str | None

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -290,6 +291,184 @@ def rollback(
 ) -> None:
     """Roll back the canary's current rollout on Flagger's next check."""
     _action("rollback", canary, server, token, {"reason": reason})
+
+
+@app.command()
+def override(
+    canary: Annotated[str, typer.Argument(help="NAMESPACE/NAME")],
+    reason: Annotated[str, typer.Option(help="why (required, recorded and shown to Flagger)")],
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Break-glass (admin): let the waiting rollout through windows, freezes and the train."""
+    _action("override", canary, server, token, {"reason": reason})
+
+
+@app.command()
+def freeze(
+    environment: Annotated[str, typer.Argument(help="environment to freeze, e.g. production")],
+    reason: Annotated[str, typer.Option(help="why (required, shown in every refusal)")],
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            help="ends by itself then, e.g. 2026-11-27T18:00+02:00 (default: until lifted)"
+        ),
+    ] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option(help="only these namespaces (globs), repeatable")
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Freeze an environment (admin): new rollouts wait until it is lifted or ends."""
+    body: dict[str, Any] = {
+        "environment": environment,
+        "reason": reason,
+        "namespaces": namespace or [],
+    }
+    if until is not None:
+        if until.tzinfo is None:
+            typer.echo("error: --until needs a time zone, e.g. 2026-11-27T18:00+02:00", err=True)
+            raise typer.Exit(2)
+        body["until"] = until.isoformat()
+    data = _call(server, token, "POST", "/api/v1/freezes", json=body)
+    ends = data["ends_at"] or "lifted"
+    scope = f" ({', '.join(data['namespaces'])})" if data.get("namespaces") else ""
+    typer.echo(
+        f"freeze {data['id']}: {environment}{scope} frozen until {ends} (by {data['created_by']})"
+    )
+
+
+@app.command()
+def unfreeze(
+    environment: Annotated[str, typer.Argument(help="environment to unfreeze")],
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit)")] = "",
+    freeze_id: Annotated[int | None, typer.Option("--id", help="lift only this freeze")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Lift the environment's freezes (admin), or one of them with --id."""
+    body: dict[str, Any] = {"reason": reason}
+    if freeze_id is not None:
+        body["freeze_id"] = freeze_id
+    data = _call(server, token, "POST", f"/api/v1/environments/{environment}/unfreeze", json=body)
+    lifted = ", ".join(str(i) for i in data["lifted"])
+    typer.echo(f"{environment}: lifted freeze {lifted} (by {data['actor']})")
+
+
+@app.command()
+def freezes(
+    environment: Annotated[str | None, typer.Argument(help="only this environment")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """List freezes in force or scheduled."""
+    params = {"environment": environment} if environment else {}
+    data = _call(server, token, "GET", "/api/v1/freezes", params=params)
+    rows = [["ID", "ENVIRONMENT", "NAMESPACES", "FROM", "UNTIL", "BY", "REASON"]]
+    for f in data["freezes"]:
+        rows.append(
+            [
+                str(f["id"]),
+                f["environment"],
+                ",".join(f["namespaces"] or []) or "*",
+                f["starts_at"][:16],
+                (f["ends_at"] or "lifted")[:16],
+                f["created_by"],
+                f["reason"],
+            ]
+        )
+    _print_table(rows)
+
+
+@app.command()
+def explain(
+    canary: Annotated[str, typer.Argument(help="NAMESPACE/NAME")],
+    hook: Annotated[str, typer.Option(help="hook type")] = "confirm-rollout",
+    at: Annotated[
+        datetime | None, typer.Option(help="evaluate at this instant, e.g. 2026-11-27T14:00+02:00")
+    ] = None,
+    metadata: Annotated[
+        list[str] | None, typer.Option(help="webhook metadata key=value, repeatable")
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="explain against this policy file locally, without a server or state"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Why is this canary waiting? Environment, each gate's answer, place in line, and the next
+    moment the answer changes. With --policy, try a policy file before it is deployed."""
+    if at is not None and at.tzinfo is None:
+        typer.echo("error: --at needs a time zone, e.g. 2026-11-27T14:00+02:00", err=True)
+        raise typer.Exit(2)
+    _split(canary)
+    params: dict[str, Any] = {"canary": canary, "hook": hook, "metadata": metadata or []}
+    if at is not None:
+        params["at"] = at.isoformat()
+    if policy is not None:
+        from puerta.cli.offline import explain_offline
+
+        try:
+            data = explain_offline(policy, params)
+        except ConfigError as exc:
+            _fail_config(exc)
+            return
+    else:
+        data = _call(server, token, "GET", "/api/v1/explain", params=params)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    _print_explanation(data)
+
+
+def _local(moment: str, zone: str) -> str:
+    """An API timestamp (UTC) as people read it: ``Sun 2026-11-29 09:00 IST``."""
+    return f"{datetime.fromisoformat(moment).astimezone(ZoneInfo(zone)):%a %Y-%m-%d %H:%M %Z}"
+
+
+def _print_explanation(data: dict[str, Any]) -> None:
+    decision = data["decision"]
+    zone = data["timezone"]
+    typer.echo(f"{data['canary']} {data['hook']} at {_local(data['at'], zone)}")
+    typer.echo(f"environment: {data['environment'] or '(none: unmatched)'}")
+    for line in data["matching"]:
+        typer.echo(f"  {line}")
+    rollout = data.get("rollout")
+    if data["hypothetical"]:
+        typer.echo("rollout: none waiting; this is what a new rollout would meet")
+    elif rollout:
+        typer.echo(f"rollout: #{rollout['seq']} {rollout['status']}")
+    if data.get("halted"):
+        typer.echo(f"halted: {data['halted']}")
+    for text in data.get("freezes", []):
+        typer.echo(f"freeze: {text}")
+    typer.echo("gates:")
+    if not data["gates"]:
+        typer.echo("  (none for this hook)")
+    for gate in data["gates"]:
+        changes = f" [changes {_local(gate['changes_at'], zone)}]" if gate.get("changes_at") else ""
+        typer.echo(f"  {gate['label']}: {gate['outcome'].upper()} {gate['reason']}{changes}")
+    train = data.get("train")
+    if train:
+        limit = train["max_concurrent"] or "no limit"
+        typer.echo(
+            f"release train (max {limit}): rolling out: {', '.join(train['rolling_out']) or 'none'}"
+        )
+        for index, name in enumerate(train["queue"], start=1):
+            typer.echo(f"  {index}. {name}")
+    typer.echo(
+        f"answer: HTTP {decision['http_status']} {decision['verdict'].upper()}: "
+        f"{decision['reason']}"
+    )
+    if data.get("next_change"):
+        typer.echo(
+            f"next change: {_local(data['next_change'], zone)} ({data['next_change_because']})"
+        )
+    else:
+        typer.echo("next change: none scheduled (waits for a person or another rollout)")
 
 
 @app.command()

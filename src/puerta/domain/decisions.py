@@ -44,7 +44,7 @@ class GateResult:
 
     outcome: Outcome
     reason: str = ""
-    retry_at: datetime | None = None
+    retry_at: datetime | None = None  # when the verdict may change (for a wait: may pass)
     #: the wait holds every canary of the environment alike (a closed window), so a waiting
     #: rollout keeps its place in the release train; a wait of its own (an approval it
     #: needs) lets the ones behind it go first.

@@ -18,16 +18,13 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puerta.clock import Clock
-from puerta.domain import train as train_domain
 from puerta.domain.decisions import Decision, Verdict
 from puerta.domain.evaluator import decide
-from puerta.domain.freezes import Freeze
-from puerta.domain.gates.base import GateContext
 from puerta.domain.hooks import FlaggerPayload, HookType
 from puerta.domain.rollouts import Resolution, RolloutStatus, resolve
-from puerta.domain.train import TrainConfig, TrainState
 from puerta.policy.model import CompiledEnvironment, CompiledPolicy
 from puerta.service import snapshot
+from puerta.service.context import load_context
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
@@ -142,55 +139,18 @@ class HookService:
         environment: CompiledEnvironment | None,
         now: datetime,
     ) -> Decision:
-        view = snapshot.rollout_view(rollout)
-        manual = snapshot.ManualState()
-        if not hook.is_record_only:
-            rows = await repo.active_manual_actions(conn, canary.id)
-            manual = snapshot.manual_actions(rows, view)
-        freezes: tuple[Freeze, ...] = ()
-        train = None
-        if hook is HookType.CONFIRM_ROLLOUT and environment is not None:
-            freezes = tuple(
-                freeze
-                for freeze in map(
-                    snapshot.freeze_of, await repo.active_freezes(conn, environment.name, now)
-                )
-                if freeze.applies(environment.name, payload.namespace, now)
-            )
-            if environment.train is not None:
-                train = await self._train(conn, environment.name, environment.train, rollout, now)
-        ctx = GateContext(
+        ctx = await load_context(
+            conn,
+            canary=canary,
+            rollout=snapshot.rollout_view(rollout),
+            released=rollout is not None and rollout.released_at is not None,
             hook=hook,
             payload=payload,
-            environment=environment.name if environment else None,
+            environment=environment,
             now=now,
-            rollout=view,
-            approvals=manual.approvals,
-            rollback=manual.rollback,
-            override=manual.override,
-            halt=snapshot.halt_of(canary),
-            freezes=freezes,
-            train=train,
+            lock_train=True,
         )
         return decide(ctx, environment, self.policy.policy.unmatched)
-
-    async def _train(
-        self,
-        conn: AsyncConnection,
-        environment: str,
-        config: TrainConfig,
-        rollout: Row[Any] | None,
-        now: datetime,
-    ) -> TrainState:
-        await repo.lock_environment(conn, environment)
-        rows = await repo.train_rows(
-            conn,
-            environment,
-            stale_before=train_domain.stale_cutoff(config, now),
-            released_after=train_domain.timeout_cutoff(config, now),
-        )
-        last = await repo.last_release_at(conn, environment)
-        return snapshot.train_state(environment, config, rows, last, rollout)
 
     async def _record(
         self,

@@ -87,10 +87,10 @@ def train_state(
     config: TrainConfig,
     rows: Sequence[Row[Any]],
     last_release: datetime | None,
-    current: Row[Any] | None,
+    current: TrainEntry | None,
 ) -> TrainState:
-    """The queue and the rollouts under way; the rollout being decided always holds its place
-    (its own staleness is refreshed by this very call)."""
+    """The queue and the rollouts under way. ``current``, the rollout being decided, always
+    holds its place while it waits to start: its own call is what keeps it fresh."""
     queue: list[TrainEntry] = []
     active: list[TrainEntry] = []
     for row in rows:
@@ -98,12 +98,7 @@ def train_state(
             row.id, f"{row.namespace}/{row.name}", row.seq, row.started_at, row.released_at
         )
         (active if row.released_at is not None else queue).append(entry)
-    if (
-        current is not None
-        and current.status == "pending"
-        and current.released_at is None
-        and all(e.rollout_id != current.id for e in queue)
-    ):
-        queue.append(TrainEntry(current.id, "", current.seq, current.started_at))
+    if current is not None and all(e.rollout_id != current.rollout_id for e in queue):
+        queue.append(current)
         queue.sort(key=lambda e: (e.started_at, e.rollout_id))
     return TrainState(environment, config, tuple(queue), tuple(active), last_release)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from puerta.domain import windows
-from puerta.domain.decisions import GateResult
+from puerta.domain.decisions import GateResult, Outcome
 from puerta.domain.durations import format_duration, parse_duration
 from puerta.domain.gates.base import GateContext, GateOptions
 from puerta.domain.gates.registry import register
@@ -188,7 +188,10 @@ class WindowGate:
         text = self.describe()
         if state.open:
             closes = f"; closes {_when(state.closes_at, ctx.now)}" if state.closes_at else ""
-            return GateResult.passed(f"inside the {env} deployment window{closes}")
+            # retry_at on a pass: when the answer would change (explain shows it)
+            return GateResult(
+                Outcome.PASS, f"inside the {env} deployment window{closes}", state.closes_at
+            )
         why = state.closed_because or windows.OUTSIDE_WINDOW
         if why == windows.OUTSIDE_WINDOW:
             reason = f"outside the {env} deployment window ({text})"
