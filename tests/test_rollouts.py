@@ -93,13 +93,15 @@ def current(status: RolloutStatus, revision: str = "", seq: int = 1) -> CurrentR
             Resolution(attach=True, new_status=S.SUCCEEDED),
         ),
         (None, H.EVENT, "Initializing", "", Resolution(attach=False)),
+        # ... and never learn the revision: "New revision detected!" carries the old checksum
         (
             current(S.CONFIRMED),
             H.EVENT,
             "Progressing",
-            "new",
-            Resolution(attach=True, new_status=S.PROGRESSING, revision="new"),
+            "old",
+            Resolution(attach=True, new_status=S.PROGRESSING),
         ),
+        (current(S.PROGRESSING, "new"), H.EVENT, "Progressing", "old", Resolution(attach=True)),
     ],
 )
 def test_resolution(

@@ -7,10 +7,13 @@ sufficient role, and every action is audited with the token's name as the actor.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import Row
+from sqlalchemy.engine import Connection
 
 from puerta.api import schemas
 from puerta.api.auth import Principal, Role, bearer_principal, require
@@ -72,8 +75,9 @@ async def list_canaries(
     environment: str | None = None,
 ) -> schemas.CanaryList:
     """Every canary Puerta has seen, with its current rollout, phase and what it waits for."""
-    async with _db(request).read() as conn:
-        rows = await repo.list_canaries(conn, namespace=namespace, environment=environment)
+    rows = await _db(request).read(
+        lambda conn: repo.list_canaries(conn, namespace=namespace, environment=environment)
+    )
     return schemas.CanaryList(
         canaries=[schemas.Canary(**canary_from(row, rollout_from(row, "rollout_"))) for row in rows]
     )
@@ -92,11 +96,14 @@ async def get_canary(
     history: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> schemas.CanaryDetail:
     """One canary: its current rollout and its rollout history, newest first."""
-    async with _db(request).read() as conn:
-        canary = await repo.find_canary(conn, namespace, name)
+
+    def load(conn: Connection) -> tuple[Row[Any], Sequence[Row[Any]]]:
+        canary = repo.find_canary(conn, namespace, name)
         if canary is None:
             raise NotFound(f"canary {namespace}/{name} has never called Puerta")
-        rows = await repo.rollout_history(conn, canary.id, history)
+        return canary, repo.rollout_history(conn, canary.id, history)
+
+    canary, rows = await _db(request).read(load)
     rollouts = [r for r in (rollout_from(row) for row in rows) if r is not None]
     current = rollouts[0] if rows and rows[0].id == canary.current_rollout_id else None
     return schemas.CanaryDetail(**canary_from(canary, current), history=rollouts)
@@ -242,8 +249,9 @@ async def audit(
         since=since,
         until=until,
     )
-    async with _db(request).read() as conn:
-        rows = await repo.query_audit(conn, where, limit=limit, before_id=cursor)
+    rows = await _db(request).read(
+        lambda conn: repo.query_audit(conn, where, limit=limit, before_id=cursor)
+    )
     events = [schemas.AuditEvent.model_validate(row) for row in rows]
     next_cursor = events[-1].id if len(events) == limit else None
     return schemas.AuditPage(events=events, next_cursor=next_cursor)

@@ -67,8 +67,8 @@ async def list_freezes(
 ) -> schemas.FreezeList:
     """Freezes in force or scheduled (not lifted, not ended)."""
     db: Database = request.app.state.db
-    async with db.read() as conn:
-        rows = await repo.active_freezes(conn, environment, request.app.state.clock.now())
+    now = request.app.state.clock.now()
+    rows = await db.read(lambda conn: repo.active_freezes(conn, environment, now))
     return schemas.FreezeList(freezes=[schemas.Freeze.model_validate(r) for r in rows])
 
 

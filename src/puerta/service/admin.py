@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from puerta.clock import Clock
 from puerta.domain.hooks import CONFIRM_HOOKS, HookType
@@ -48,14 +48,14 @@ class AdminService:
         self.db = db
         self.clock = clock
 
-    async def _canary(self, conn: AsyncConnection, namespace: str, name: str) -> Row[Any]:
-        canary = await repo.find_canary(conn, namespace, name)
+    def _canary(self, conn: Connection, namespace: str, name: str) -> Row[Any]:
+        canary = repo.find_canary(conn, namespace, name)
         if canary is None:
             raise NotFound(f"canary {namespace}/{name} has never called Puerta")
         return canary
 
-    async def _open_rollout(self, conn: AsyncConnection, canary: Row[Any]) -> Row[Any] | None:
-        rollout = await repo.get_rollout(conn, canary.current_rollout_id)
+    def _open_rollout(self, conn: Connection, canary: Row[Any]) -> Row[Any] | None:
+        rollout = repo.get_rollout(conn, canary.current_rollout_id)
         if rollout is None or not RolloutStatus(rollout.status).is_open:
             return None
         return rollout
@@ -70,13 +70,14 @@ class AdminService:
         hook: HookType | None = None,
         scope: Literal["rollout", "canary"] = "rollout",
     ) -> ActionResult:
-        async with self.db.transaction() as conn:
+        def work(conn: Connection) -> ActionResult:
             now = self.clock.now()
-            canary = await self._canary(conn, namespace, name)
-            rollout = await self._open_rollout(conn, canary)
+            canary = self._canary(conn, namespace, name)
+            rollout = self._open_rollout(conn, canary)
+            approved = hook
             parts = []
             if canary.halted:
-                await repo.update_canary(
+                repo.update_canary(
                     conn, canary.id, halted=False, halted_by=None, halted_at=None, halt_reason=None
                 )
                 parts.append(f"lifted the halt set by {canary.halted_by}")
@@ -87,27 +88,28 @@ class AdminService:
                 seq = rollout.seq
                 # "Approve" means "approve what is waiting": an approval given at
                 # confirm-rollout does not also sign off the later confirm-promotion.
-                if hook is None and rollout.waiting_hook in _CONFIRM_NAMES:
-                    hook = HookType(rollout.waiting_hook)
-                parts.append(f"approved rollout #{seq}" + (f" for {hook.value}" if hook else ""))
+                if approved is None and rollout.waiting_hook in _CONFIRM_NAMES:
+                    approved = HookType(rollout.waiting_hook)
+                for_hook = f" for {approved.value}" if approved else ""
+                parts.append(f"approved rollout #{seq}{for_hook}")
             elif not canary.halted:
                 raise Conflict(
                     f"{namespace}/{name} has no rollout waiting or in progress; nothing to approve "
                     "(use scope=canary to approve later rollouts)"
                 )
             if scope == "canary" or rollout is not None:
-                await repo.insert_manual_action(
+                repo.insert_manual_action(
                     conn,
                     canary_id=canary.id,
                     rollout_seq=seq,
                     action="approve",
-                    hook=hook.value if hook else None,
+                    hook=approved.value if approved else None,
                     actor=actor,
                     reason=reason,
                     created_at=now,
                 )
             message = "; ".join(parts)
-            await self._audit(
+            self._audit(
                 conn,
                 "approve",
                 canary,
@@ -115,32 +117,36 @@ class AdminService:
                 reason,
                 seq,
                 message,
-                {"hook": hook.value if hook else None, "scope": scope},
+                {"hook": approved.value if approved else None, "scope": scope},
             )
-        return ActionResult("approve", namespace, name, message, seq)
+            return ActionResult("approve", namespace, name, message, seq)
+
+        return await self.db.write(work)
 
     async def halt(self, namespace: str, name: str, *, actor: str, reason: str) -> ActionResult:
-        async with self.db.transaction() as conn:
+        def work(conn: Connection) -> ActionResult:
             now = self.clock.now()
-            canary = await self._canary(conn, namespace, name)
-            rollout = await self._open_rollout(conn, canary)
-            await repo.update_canary(
+            canary = self._canary(conn, namespace, name)
+            rollout = self._open_rollout(conn, canary)
+            repo.update_canary(
                 conn, canary.id, halted=True, halted_by=actor, halted_at=now, halt_reason=reason
             )
-            await repo.revoke_canary_wide_approvals(conn, canary.id, now)
+            repo.revoke_canary_wide_approvals(conn, canary.id, now)
             message = "halted: confirm-* hooks wait until approved again"
             seq = rollout.seq if rollout is not None else None
-            await self._audit(conn, "halt", canary, actor, reason, seq, message, {})
-        return ActionResult("halt", namespace, name, message, seq)
+            self._audit(conn, "halt", canary, actor, reason, seq, message, {})
+            return ActionResult("halt", namespace, name, message, seq)
+
+        return await self.db.write(work)
 
     async def rollback(self, namespace: str, name: str, *, actor: str, reason: str) -> ActionResult:
-        async with self.db.transaction() as conn:
+        def work(conn: Connection) -> ActionResult:
             now = self.clock.now()
-            canary = await self._canary(conn, namespace, name)
-            rollout = await self._open_rollout(conn, canary)
+            canary = self._canary(conn, namespace, name)
+            rollout = self._open_rollout(conn, canary)
             if rollout is None:
                 raise Conflict(f"{namespace}/{name} has no rollout in progress to roll back")
-            await repo.insert_manual_action(
+            repo.insert_manual_action(
                 conn,
                 canary_id=canary.id,
                 rollout_seq=rollout.seq,
@@ -154,18 +160,21 @@ class AdminService:
                 f"rollback requested for rollout #{rollout.seq}: the rollback hook answers 200 "
                 "on Flagger's next check"
             )
-            await self._audit(conn, "rollback", canary, actor, reason, rollout.seq, message, {})
-        return ActionResult("rollback", namespace, name, message, rollout.seq)
+            self._audit(conn, "rollback", canary, actor, reason, rollout.seq, message, {})
+            return ActionResult("rollback", namespace, name, message, rollout.seq)
+
+        return await self.db.write(work)
 
     async def override(self, namespace: str, name: str, *, actor: str, reason: str) -> ActionResult:
         """Break-glass: the waiting rollout passes windows, freezes and the release train."""
-        async with self.db.transaction() as conn:
+
+        def work(conn: Connection) -> ActionResult:
             now = self.clock.now()
-            canary = await self._canary(conn, namespace, name)
-            rollout = await self._open_rollout(conn, canary)
+            canary = self._canary(conn, namespace, name)
+            rollout = self._open_rollout(conn, canary)
             if rollout is None:
                 raise Conflict(f"{namespace}/{name} has no rollout waiting or in progress")
-            await repo.insert_manual_action(
+            repo.insert_manual_action(
                 conn,
                 canary_id=canary.id,
                 rollout_seq=rollout.seq,
@@ -179,8 +188,10 @@ class AdminService:
                 f"override for rollout #{rollout.seq}: windows, freezes and the release train "
                 "no longer hold it (manual approvals and halts still do)"
             )
-            await self._audit(conn, "override", canary, actor, reason, rollout.seq, message, {})
-        return ActionResult("override", namespace, name, message, rollout.seq)
+            self._audit(conn, "override", canary, actor, reason, rollout.seq, message, {})
+            return ActionResult("override", namespace, name, message, rollout.seq)
+
+        return await self.db.write(work)
 
     async def freeze(
         self,
@@ -192,12 +203,12 @@ class AdminService:
         namespaces: list[str],
         starts_at: datetime | None = None,
     ) -> Row[Any]:
-        async with self.db.transaction() as conn:
+        def work(conn: Connection) -> Row[Any]:
             now = self.clock.now()
             start = starts_at or now
             if until is not None and until <= max(start, now):
                 raise BadRequest("until: must be in the future and after the start")
-            row = await repo.insert_freeze(
+            row = repo.insert_freeze(
                 conn,
                 environment=environment,
                 namespaces=namespaces or None,
@@ -207,7 +218,7 @@ class AdminService:
                 starts_at=start,
                 ends_at=until,
             )
-            await repo.insert_audit(
+            repo.insert_audit(
                 conn,
                 at=now,
                 kind="admin",
@@ -222,28 +233,31 @@ class AdminService:
                     "starts_at": start.isoformat(),
                 },
             )
-        return row
+            return row
+
+        return await self.db.write(work)
 
     async def unfreeze(
         self, environment: str, *, actor: str, reason: str, freeze_id: int | None = None
     ) -> list[int]:
         """Lift one freeze, or every active freeze of the environment; the ids lifted."""
-        async with self.db.transaction() as conn:
+
+        def work(conn: Connection) -> list[int]:
             now = self.clock.now()
             if freeze_id is not None:
-                row = await repo.get_freeze(conn, freeze_id)
+                row = repo.get_freeze(conn, freeze_id)
                 if row is None or row.environment != environment:
                     raise NotFound(f"no freeze {freeze_id} in {environment}")
                 if row.lifted_at is not None:
                     raise Conflict(f"freeze {freeze_id} was already lifted by {row.lifted_by}")
                 ids = [freeze_id]
             else:
-                ids = [row.id for row in await repo.active_freezes(conn, environment, now)]
+                ids = [row.id for row in repo.active_freezes(conn, environment, now)]
                 if not ids:
                     raise Conflict(f"{environment} has no active freeze")
             for one in ids:
-                await repo.lift_freeze(conn, one, actor, now)
-            await repo.insert_audit(
+                repo.lift_freeze(conn, one, actor, now)
+            repo.insert_audit(
                 conn,
                 at=now,
                 kind="admin",
@@ -253,11 +267,13 @@ class AdminService:
                 reason=reason,
                 details={"freeze_ids": ids},
             )
-        return ids
+            return ids
 
-    async def _audit(
+        return await self.db.write(work)
+
+    def _audit(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         action: str,
         canary: Row[Any],
         actor: str,
@@ -266,7 +282,7 @@ class AdminService:
         message: str,
         details: dict[str, Any],
     ) -> None:
-        await repo.insert_audit(
+        repo.insert_audit(
             conn,
             at=self.clock.now(),
             kind="admin",

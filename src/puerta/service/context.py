@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from puerta.domain import train as train_domain
 from puerta.domain.freezes import Freeze
@@ -20,8 +20,8 @@ from puerta.service import snapshot
 from puerta.store import repository as repo
 
 
-async def load_context(
-    conn: AsyncConnection,
+def load_context(
+    conn: Connection,
     *,
     canary: Row[Any] | None,
     rollout: RolloutView | None,
@@ -40,23 +40,21 @@ async def load_context(
     """
     manual = snapshot.ManualState()
     if canary is not None and not hook.is_record_only:
-        rows = await repo.active_manual_actions(conn, canary.id)
+        rows = repo.active_manual_actions(conn, canary.id)
         manual = snapshot.manual_actions(rows, rollout)
     freezes: tuple[Freeze, ...] = ()
     train = None
     if hook is HookType.CONFIRM_ROLLOUT and environment is not None:
         freezes = tuple(
             freeze
-            for freeze in map(
-                snapshot.freeze_of, await repo.active_freezes(conn, environment.name, now)
-            )
+            for freeze in map(snapshot.freeze_of, repo.active_freezes(conn, environment.name, now))
             if freeze.applies(environment.name, payload.namespace, now)
         )
         if environment.train is not None:
             current = None
             if rollout is not None and rollout.status is RolloutStatus.PENDING and not released:
                 current = TrainEntry(rollout.id, payload.canary, rollout.seq, rollout.started_at)
-            train = await _train(conn, environment, current, now, lock=lock_train)
+            train = _train(conn, environment, current, now, lock=lock_train)
     return GateContext(
         hook=hook,
         payload=payload,
@@ -72,8 +70,8 @@ async def load_context(
     )
 
 
-async def _train(
-    conn: AsyncConnection,
+def _train(
+    conn: Connection,
     environment: CompiledEnvironment,
     current: TrainEntry | None,
     now: datetime,
@@ -83,12 +81,12 @@ async def _train(
     config = environment.train
     assert config is not None
     if lock:
-        await repo.lock_environment(conn, environment.name)
-    rows = await repo.train_rows(
+        repo.lock_environment(conn, environment.name)
+    rows = repo.train_rows(
         conn,
         environment.name,
         stale_before=train_domain.stale_cutoff(config, now),
         released_after=train_domain.timeout_cutoff(config, now),
     )
-    last = await repo.last_release_at(conn, environment.name)
+    last = repo.last_release_at(conn, environment.name)
     return snapshot.train_state(environment.name, config, rows, last, current)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.engine import Connection
+
 from puerta.domain.decisions import Decision, Outcome
 from puerta.domain.evaluator import decide
-from puerta.domain.gates.base import RolloutView
+from puerta.domain.gates.base import GateContext, RolloutView
 from puerta.domain.hooks import FlaggerPayload, HookType
 from puerta.domain.rollouts import RolloutStatus
 from puerta.domain.train import TrainState
@@ -64,9 +66,10 @@ class ExplainService:
 
     async def explain(self, payload: FlaggerPayload, hook: HookType, at: datetime) -> Explanation:
         environment = self.policy.match(payload)
-        async with self.db.read() as conn:
-            canary = await repo.find_canary(conn, payload.namespace, payload.name)
-            row = await repo.get_rollout(conn, canary.current_rollout_id) if canary else None
+
+        def work(conn: Connection) -> tuple[GateContext, RolloutView | None, bool]:
+            canary = repo.find_canary(conn, payload.namespace, payload.name)
+            row = repo.get_rollout(conn, canary.current_rollout_id) if canary else None
             view = snapshot.rollout_view(row)
             released = row is not None and row.released_at is not None
             hypothetical = view is None or not view.status.is_open
@@ -79,7 +82,7 @@ class ExplainService:
                     started_at=at,
                 )
                 released = False
-            ctx = await load_context(
+            ctx = load_context(
                 conn,
                 canary=canary,
                 rollout=view,
@@ -90,6 +93,9 @@ class ExplainService:
                 now=at,
                 lock_train=False,
             )
+            return ctx, view, hypothetical
+
+        ctx, view, hypothetical = await self.db.read(work)
         decision = decide(ctx, environment, self.policy.policy.unmatched)
         gates = []
         changes: list[tuple[datetime, str]] = []

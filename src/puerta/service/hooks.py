@@ -1,5 +1,8 @@
 """Answer one Flagger hook call: the whole read-decide-write cycle in one transaction.
 
+The work is one synchronous function that ``Database.write`` runs as one transaction
+(see ``store/db.py`` for why):
+
 1. find (or create) the canary row and lock it;
 2. work out which rollout the call belongs to (``domain/rollouts.py``) and apply that;
 3. build the gate context (approvals, halt, clock) and decide (``domain/evaluator.py``);
@@ -15,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from puerta.clock import Clock
 from puerta.domain.decisions import Decision, Verdict
@@ -48,27 +51,36 @@ class HookService:
 
     async def handle(self, hook: HookType, payload: FlaggerPayload) -> HookOutcome:
         environment = self.policy.match(payload)
-        env_name = environment.name if environment else None
         started = time.perf_counter()
-        async with self.db.transaction() as conn:
-            now = self.clock.now()
-            canary = await repo.lock_canary(conn, payload.namespace, payload.name, now)
-            current = await repo.get_rollout(conn, canary.current_rollout_id)
-            resolution = resolve(
-                snapshot.current_rollout(current), hook, payload.phase, payload.checksum
-            )
-            rollout = await self._apply(
-                conn, canary, current, resolution, hook, payload, env_name, now
-            )
-            decision = await self._decide(conn, canary, rollout, hook, payload, environment, now)
-            await self._record(
-                conn, canary, rollout, hook, payload, env_name, decision, now, started
-            )
+
+        def work(conn: Connection) -> HookOutcome:
+            return self._handle(conn, hook, payload, environment, started)
+
+        return await self.db.write(work)
+
+    def _handle(
+        self,
+        conn: Connection,
+        hook: HookType,
+        payload: FlaggerPayload,
+        environment: CompiledEnvironment | None,
+        started: float,
+    ) -> HookOutcome:
+        env_name = environment.name if environment else None
+        now = self.clock.now()
+        canary = repo.lock_canary(conn, payload.namespace, payload.name, now)
+        current = repo.get_rollout(conn, canary.current_rollout_id)
+        resolution = resolve(
+            snapshot.current_rollout(current), hook, payload.phase, payload.checksum
+        )
+        rollout = self._apply(conn, canary, current, resolution, hook, payload, env_name, now)
+        decision = self._decide(conn, canary, rollout, hook, payload, environment, now)
+        self._record(conn, canary, rollout, hook, payload, env_name, decision, now, started)
         return HookOutcome(decision, env_name, rollout.seq if rollout is not None else None)
 
-    async def _apply(
+    def _apply(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         canary: Row[Any],
         current: Row[Any] | None,
         res: Resolution,
@@ -80,7 +92,7 @@ class HookService:
         if not res.attach:
             return None
         if current is not None and res.close_current_as is not None:
-            await repo.update_rollout(
+            repo.update_rollout(
                 conn,
                 current.id,
                 status=res.close_current_as.value,
@@ -94,7 +106,7 @@ class HookService:
             )
         if res.open_new or current is None:
             status = res.new_status or RolloutStatus.PROGRESSING
-            return await repo.insert_rollout(
+            return repo.insert_rollout(
                 conn,
                 canary_id=canary.id,
                 seq=(current.seq + 1) if current is not None else 1,
@@ -126,12 +138,12 @@ class HookService:
             changes["revision"] = res.revision
         if not changes:
             return current
-        await repo.update_rollout(conn, current.id, **changes)
-        return await repo.get_rollout(conn, current.id)
+        repo.update_rollout(conn, current.id, **changes)
+        return repo.get_rollout(conn, current.id)
 
-    async def _decide(
+    def _decide(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         canary: Row[Any],
         rollout: Row[Any] | None,
         hook: HookType,
@@ -139,7 +151,7 @@ class HookService:
         environment: CompiledEnvironment | None,
         now: datetime,
     ) -> Decision:
-        ctx = await load_context(
+        ctx = load_context(
             conn,
             canary=canary,
             rollout=snapshot.rollout_view(rollout),
@@ -152,9 +164,9 @@ class HookService:
         )
         return decide(ctx, environment, self.policy.policy.unmatched)
 
-    async def _record(
+    def _record(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         canary: Row[Any],
         rollout: Row[Any] | None,
         hook: HookType,
@@ -204,8 +216,8 @@ class HookService:
                         changes["released_at"] = now  # left the release train
                 if hook is HookType.CONFIRM_ROLLOUT:
                     changes["in_line"] = decision.in_line
-            await repo.update_rollout(conn, rollout.id, **changes)
-        await repo.update_canary(
+            repo.update_rollout(conn, rollout.id, **changes)
+        repo.update_canary(
             conn,
             canary.id,
             phase=payload.phase,
@@ -215,7 +227,7 @@ class HookService:
             last_seen_at=now,
             current_rollout_id=rollout.id if rollout is not None else canary.current_rollout_id,
         )
-        await repo.insert_audit(
+        repo.insert_audit(
             conn,
             at=now,
             kind="hook",

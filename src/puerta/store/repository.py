@@ -1,8 +1,9 @@
-"""Every query Puerta runs, as small async functions over a connection (SQLAlchemy Core).
+"""Every query Puerta runs, as small functions over a connection (SQLAlchemy Core).
 
-Functions take the caller's connection so a hook call's reads and writes share one
-transaction. ``lock_canary`` is the serialisation point: on PostgreSQL it holds the canary's row
-lock until commit, so two replicas answering the same canary at once see each other's writes.
+Functions are synchronous and take the caller's connection, so a hook call's reads and writes
+share one transaction that ``Database.write`` runs in one go (see ``db.py``).
+``lock_canary`` is the serialisation point: on PostgreSQL it holds the canary's row lock until
+commit, so two replicas answering the same canary at once see each other's writes.
 """
 
 from __future__ import annotations
@@ -12,16 +13,43 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, text, update
+from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from puerta.store.tables import audit_events, canaries, freezes, manual_actions, rollouts
 
+# Statements on the hook path are built once: constructing and cache-keying a statement per
+# call cost SQLAlchemy more than SQLite spent executing it (bench/README.md).
+_CANARY_BY_NAME = select(canaries).where(
+    canaries.c.namespace == bindparam("ns"), canaries.c.name == bindparam("n")
+)
+_CANARY_BY_NAME_LOCKED = _CANARY_BY_NAME.with_for_update()
+_INSERT_CANARY = {
+    "postgresql": postgresql.insert(canaries).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(canaries).on_conflict_do_nothing(),
+}
+_UPDATE_CANARY = update(canaries).where(canaries.c.id == bindparam("row_id"))
+_ROLLOUT_BY_ID = select(rollouts).where(rollouts.c.id == bindparam("row_id"))
+_INSERT_ROLLOUT = insert(rollouts).returning(rollouts)
+_UPDATE_ROLLOUT = update(rollouts).where(rollouts.c.id == bindparam("row_id"))
+_ACTIVE_ACTIONS = (
+    select(manual_actions)
+    .where(manual_actions.c.canary_id == bindparam("cid"), manual_actions.c.revoked_at.is_(None))
+    .order_by(manual_actions.c.id)
+)
+_INSERT_ACTION = insert(manual_actions)
+_INSERT_AUDIT = insert(audit_events)
 
-async def lock_canary(conn: AsyncConnection, namespace: str, name: str, now: datetime) -> Row[Any]:
+
+def lock_canary(conn: Connection, namespace: str, name: str, now: datetime) -> Row[Any]:
     """The canary's row, created on first sight, locked for the rest of the transaction."""
-    dialect = conn.dialect.name
+    postgres = conn.dialect.name == "postgresql"
+    query = _CANARY_BY_NAME_LOCKED if postgres else _CANARY_BY_NAME
+    key = {"ns": namespace, "n": name}
+    row = conn.execute(query, key).one_or_none()
+    if row is not None:
+        return row
     values = {
         "namespace": namespace,
         "name": name,
@@ -31,60 +59,50 @@ async def lock_canary(conn: AsyncConnection, namespace: str, name: str, now: dat
         "checksum": "",
         "halted": False,
     }
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(canaries)
-    await conn.execute(stmt.values(**values).on_conflict_do_nothing())
-    query = select(canaries).where(canaries.c.namespace == namespace, canaries.c.name == name)
-    if dialect == "postgresql":
-        query = query.with_for_update()
-    return (await conn.execute(query)).one()
+    # Two replicas may see a new canary at once: the loser's insert does nothing.
+    conn.execute(_INSERT_CANARY[conn.dialect.name], values)
+    locked: Row[Any] = conn.execute(query, key).one()
+    return locked
 
 
-async def find_canary(conn: AsyncConnection, namespace: str, name: str) -> Row[Any] | None:
-    query = select(canaries).where(canaries.c.namespace == namespace, canaries.c.name == name)
-    if conn.dialect.name == "postgresql" and conn.in_transaction():
-        query = query.with_for_update()
-    return (await conn.execute(query)).one_or_none()
+def find_canary(conn: Connection, namespace: str, name: str) -> Row[Any] | None:
+    """The canary's row (locked on PostgreSQL when inside a write transaction)."""
+    locked = conn.dialect.name == "postgresql" and conn.in_transaction()
+    query = _CANARY_BY_NAME_LOCKED if locked else _CANARY_BY_NAME
+    return conn.execute(query, {"ns": namespace, "n": name}).one_or_none()
 
 
-async def update_canary(conn: AsyncConnection, canary_id: int, **values: Any) -> None:
-    await conn.execute(update(canaries).where(canaries.c.id == canary_id).values(**values))
+def update_canary(conn: Connection, canary_id: int, **values: Any) -> None:
+    conn.execute(_UPDATE_CANARY, {"row_id": canary_id, **values})
 
 
-async def get_rollout(conn: AsyncConnection, rollout_id: int | None) -> Row[Any] | None:
+def get_rollout(conn: Connection, rollout_id: int | None) -> Row[Any] | None:
     if rollout_id is None:
         return None
-    return (await conn.execute(select(rollouts).where(rollouts.c.id == rollout_id))).one_or_none()
+    return conn.execute(_ROLLOUT_BY_ID, {"row_id": rollout_id}).one_or_none()
 
 
-async def insert_rollout(conn: AsyncConnection, **values: Any) -> Row[Any]:
-    result = await conn.execute(insert(rollouts).values(**values).returning(rollouts))
-    row: Row[Any] = result.one()
+def insert_rollout(conn: Connection, **values: Any) -> Row[Any]:
+    row: Row[Any] = conn.execute(_INSERT_ROLLOUT, values).one()
     return row
 
 
-async def update_rollout(conn: AsyncConnection, rollout_id: int, **values: Any) -> None:
-    await conn.execute(update(rollouts).where(rollouts.c.id == rollout_id).values(**values))
+def update_rollout(conn: Connection, rollout_id: int, **values: Any) -> None:
+    conn.execute(_UPDATE_ROLLOUT, {"row_id": rollout_id, **values})
 
 
-async def active_manual_actions(conn: AsyncConnection, canary_id: int) -> Sequence[Row[Any]]:
-    """Approvals and rollback requests not revoked, oldest first."""
-    query = (
-        select(manual_actions)
-        .where(manual_actions.c.canary_id == canary_id, manual_actions.c.revoked_at.is_(None))
-        .order_by(manual_actions.c.id)
-    )
-    return (await conn.execute(query)).all()
+def active_manual_actions(conn: Connection, canary_id: int) -> Sequence[Row[Any]]:
+    """Approvals, rollback requests and overrides not revoked, oldest first."""
+    return conn.execute(_ACTIVE_ACTIONS, {"cid": canary_id}).all()
 
 
-async def insert_manual_action(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(manual_actions).values(**values))
+def insert_manual_action(conn: Connection, **values: Any) -> None:
+    conn.execute(_INSERT_ACTION, values)
 
 
-async def revoke_canary_wide_approvals(
-    conn: AsyncConnection, canary_id: int, now: datetime
-) -> None:
+def revoke_canary_wide_approvals(conn: Connection, canary_id: int, now: datetime) -> None:
     """A halt withdraws sticky approvals (``scope: canary``): the next rollout asks again."""
-    await conn.execute(
+    conn.execute(
         update(manual_actions)
         .where(
             manual_actions.c.canary_id == canary_id,
@@ -96,15 +114,15 @@ async def revoke_canary_wide_approvals(
     )
 
 
-async def insert_audit(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(audit_events).values(**values))
+def insert_audit(conn: Connection, **values: Any) -> None:
+    conn.execute(_INSERT_AUDIT, values)
 
 
 # ---- reads for the API -------------------------------------------------------------------
 
 
-async def list_canaries(
-    conn: AsyncConnection, *, namespace: str | None = None, environment: str | None = None
+def list_canaries(
+    conn: Connection, *, namespace: str | None = None, environment: str | None = None
 ) -> Sequence[Row[Any]]:
     """Every canary with its current rollout's columns (prefixed ``rollout_``)."""
     r = rollouts
@@ -116,17 +134,17 @@ async def list_canaries(
         query = query.where(canaries.c.namespace == namespace)
     if environment:
         query = query.where(canaries.c.environment == environment)
-    return (await conn.execute(query.order_by(canaries.c.namespace, canaries.c.name))).all()
+    return conn.execute(query.order_by(canaries.c.namespace, canaries.c.name)).all()
 
 
-async def rollout_history(conn: AsyncConnection, canary_id: int, limit: int) -> Sequence[Row[Any]]:
+def rollout_history(conn: Connection, canary_id: int, limit: int) -> Sequence[Row[Any]]:
     query = (
         select(rollouts)
         .where(rollouts.c.canary_id == canary_id)
         .order_by(rollouts.c.seq.desc())
         .limit(limit)
     )
-    return (await conn.execute(query)).all()
+    return conn.execute(query).all()
 
 
 @dataclass(frozen=True)
@@ -143,8 +161,8 @@ class AuditFilter:
     rollout_seq: int | None = None
 
 
-async def query_audit(
-    conn: AsyncConnection, where: AuditFilter, *, limit: int, before_id: int | None
+def query_audit(
+    conn: Connection, where: AuditFilter, *, limit: int, before_id: int | None
 ) -> Sequence[Row[Any]]:
     """Newest first; page with ``before_id`` (the last id of the previous page)."""
     a = audit_events
@@ -168,31 +186,31 @@ async def query_audit(
     if before_id is not None:
         clauses.append(a.c.id < before_id)
     query = select(a).where(and_(True, *clauses)).order_by(a.c.id.desc()).limit(limit)
-    return (await conn.execute(query)).all()
+    return conn.execute(query).all()
 
 
-async def count_canaries(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(canaries))).scalar_one())
+def count_canaries(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(canaries)).scalar_one())
 
 
 # ---- release trains and freezes -------------------------------------------------------------
 
 
-async def lock_environment(conn: AsyncConnection, environment: str) -> None:
+def lock_environment(conn: Connection, environment: str) -> None:
     """Serialise release-train decisions of one environment across replicas (PostgreSQL).
 
     Taken after the canary's row lock, always in that order, so two calls cannot deadlock.
     SQLite needs nothing: its writers are serialised already.
     """
     if conn.dialect.name == "postgresql":
-        await conn.execute(
+        conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
             {"key": f"puerta-train:{environment}"},
         )
 
 
-async def train_rows(
-    conn: AsyncConnection,
+def train_rows(
+    conn: Connection,
     environment: str,
     *,
     stale_before: datetime,
@@ -225,37 +243,44 @@ async def train_rows(
         .where(r.c.environment == environment, or_(queued, active))
         .order_by(r.c.started_at, r.c.id)
     )
-    result = await conn.execute(query)
+    result = conn.execute(query)
     return list(result.all())  # type: ignore[arg-type]  # a 6-column row is a Row[Any]
 
 
-async def last_release_at(conn: AsyncConnection, environment: str) -> datetime | None:
+def last_release_at(conn: Connection, environment: str) -> datetime | None:
     query = select(func.max(rollouts.c.released_at)).where(rollouts.c.environment == environment)
-    value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+    value: datetime | None = conn.execute(query).scalar_one_or_none()
     return value
 
 
-async def active_freezes(
-    conn: AsyncConnection, environment: str | None, now: datetime
-) -> Sequence[Row[Any]]:
+_ACTIVE_FREEZES = (
+    select(freezes)
+    .where(
+        freezes.c.lifted_at.is_(None),
+        or_(freezes.c.ends_at.is_(None), freezes.c.ends_at > bindparam("now")),
+    )
+    .order_by(freezes.c.id)
+)
+_ACTIVE_FREEZES_OF = _ACTIVE_FREEZES.where(freezes.c.environment == bindparam("env"))
+
+
+def active_freezes(conn: Connection, environment: str | None, now: datetime) -> Sequence[Row[Any]]:
     """Freezes not lifted and not ended (of one environment, or all), oldest first."""
-    f = freezes
-    query = select(f).where(f.c.lifted_at.is_(None), or_(f.c.ends_at.is_(None), f.c.ends_at > now))
-    if environment is not None:
-        query = query.where(f.c.environment == environment)
-    return (await conn.execute(query.order_by(f.c.id))).all()
+    if environment is None:
+        return conn.execute(_ACTIVE_FREEZES, {"now": now}).all()
+    return conn.execute(_ACTIVE_FREEZES_OF, {"now": now, "env": environment}).all()
 
 
-async def insert_freeze(conn: AsyncConnection, **values: Any) -> Row[Any]:
-    row: Row[Any] = (await conn.execute(insert(freezes).values(**values).returning(freezes))).one()
+def insert_freeze(conn: Connection, **values: Any) -> Row[Any]:
+    row: Row[Any] = conn.execute(insert(freezes).values(**values).returning(freezes)).one()
     return row
 
 
-async def get_freeze(conn: AsyncConnection, freeze_id: int) -> Row[Any] | None:
-    return (await conn.execute(select(freezes).where(freezes.c.id == freeze_id))).one_or_none()
+def get_freeze(conn: Connection, freeze_id: int) -> Row[Any] | None:
+    return conn.execute(select(freezes).where(freezes.c.id == freeze_id)).one_or_none()
 
 
-async def lift_freeze(conn: AsyncConnection, freeze_id: int, by: str, now: datetime) -> None:
-    await conn.execute(
+def lift_freeze(conn: Connection, freeze_id: int, by: str, now: datetime) -> None:
+    conn.execute(
         update(freezes).where(freezes.c.id == freeze_id).values(lifted_at=now, lifted_by=by)
     )
