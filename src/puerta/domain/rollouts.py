@@ -18,7 +18,8 @@ opens a new one on the *first call of a new attempt*:
   progressing hook after a finished rollout opens a new one (canaries with no confirm-rollout
   hook start this way).
 * ``post-rollout`` (phase Succeeded/Failed) finishes the current rollout.
-* ``event`` follows the phase it carries: Progressing-like phases act as a progressing hook;
+* ``event`` follows the phase it carries: Progressing-like phases act as a progressing hook
+  that carries no revision (see ``resolve``);
   Succeeded/Failed finish a *progressing* rollout only (a pending rollout's events still carry
   the previous run's phase, which must not end it).
 
@@ -95,7 +96,10 @@ def resolve(
         return _finish(current, TERMINAL_PHASES.get(phase, RolloutStatus.SUCCEEDED), checksum)
     if hook is HookType.EVENT:
         if phase in PROGRESSING_PHASES:
-            return _progressing(current, checksum)
+            # Never learn the revision from an event: "New revision detected! Scaling up"
+            # carries phase Progressing with the *old* checksum (Flagger records it before it
+            # syncs the status), which would look like a newer revision superseding the rollout.
+            return _progressing(current, "")
         if phase in TERMINAL_PHASES and current and current.status is RolloutStatus.PROGRESSING:
             return Resolution(attach=True, new_status=TERMINAL_PHASES[phase])
         return Resolution(attach=True) if current else NO_ROLLOUT
