@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from puerta.cli.client import ApiError, PuertaClient
+from puerta.cli.simulate import simulate
 from puerta.errors import ConfigError
 
 app = typer.Typer(
@@ -533,6 +534,9 @@ def audit(
     _print_table(rows)
     if data.get("next_cursor"):
         typer.echo(f"(more: --cursor {data['next_cursor']})")
+
+
+app.command("simulate")(simulate)
 
 
 def main() -> None:

@@ -1,0 +1,117 @@
+"""Puerta itself, in this process: the real app, policy and database code, with no outside
+effects.
+
+The app runs on a throw-away SQLite file, the simulation's manual clock, and tokens made up for
+the run (the policy's own tokens name secrets the simulation neither has nor needs). It is driven
+through Starlette's in-process test client, so every answer goes through the same HTTP layer
+Flagger talks to. Nothing leaves the process: Puerta's gates do no I/O today, and a gate that
+will trigger something outside (a CI run, a notification) must report it in ``Answer.effects``
+and do it only outside a simulation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from puerta.api.auth import Principal, Role, TokenRegistry
+from puerta.app import create_app
+from puerta.clock import ManualClock
+from puerta.policy import CompiledPolicy
+from puerta.settings import Settings
+
+with warnings.catch_warnings():
+    # Starlette prefers httpx2 for its test client; httpx works the same for this use.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+#: enough distinct approvers for any manual gate (a gate needs at most 10).
+MAX_APPROVERS = 10
+ACTOR = "simulation"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Puerta's HTTP answer to one webhook call, as Flagger sees it."""
+
+    status: int
+    body: str
+    effects: tuple[str, ...] = ()  # what Puerta would have triggered (reported as dry runs)
+
+    @property
+    def ok(self) -> bool:
+        """Flagger's rule: any status up to 202 is success."""
+        return self.status <= 202
+
+
+class InProcessPuerta:
+    """A running Puerta app; use as a context manager (it starts and migrates the database)."""
+
+    def __init__(
+        self, policy: CompiledPolicy, policy_path: Path, clock: ManualClock, workdir: Path
+    ) -> None:
+        self._tokens = [secrets.token_urlsafe(24) for _ in range(MAX_APPROVERS)]
+        names = [ACTOR] + [f"{ACTOR}-{n}" for n in range(2, MAX_APPROVERS + 1)]
+        registry = TokenRegistry(
+            {
+                hashlib.sha256(token.encode()).digest(): Principal(name, Role.ADMIN)
+                for token, name in zip(self._tokens, names, strict=True)
+            },
+            None,
+        )
+        settings = Settings(
+            config_path=policy_path,
+            database_url=f"sqlite+aiosqlite:///{workdir / 'simulation.db'}",
+            environ={},
+        )
+        app = create_app(settings, policy=policy, clock=clock, tokens=registry)
+        self._client = TestClient(app, raise_server_exceptions=True)
+
+    def __enter__(self) -> InProcessPuerta:
+        self._client.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._client.__exit__(exc_type, exc, traceback)
+
+    def _headers(self, approver: int = 0) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._tokens[approver]}"}
+
+    def call(self, endpoint: str, payload: dict[str, Any]) -> Answer:
+        """``POST /hooks/<endpoint>`` with Flagger's payload."""
+        response = self._client.post(f"/hooks/{endpoint}", json=payload)
+        return Answer(response.status_code, response.text)
+
+    def canary(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """``GET /api/v1/canaries/<ns>/<name>``; None if Puerta has never heard of it."""
+        response = self._client.get(f"/api/v1/canaries/{namespace}/{name}", headers=self._headers())
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def approve(
+        self, namespace: str, name: str, *, hook: str, reason: str, approvers: int = 1
+    ) -> str:
+        """Approve the waiting hook as ``approvers`` distinct people; Puerta's message."""
+        messages = []
+        for approver in range(min(max(approvers, 1), MAX_APPROVERS)):
+            response = self._client.post(
+                f"/api/v1/canaries/{namespace}/{name}/approve",
+                json={"reason": reason, "hook": hook},
+                headers=self._headers(approver),
+            )
+            response.raise_for_status()
+            messages.append(str(response.json()["message"]))
+        return messages[-1]
