@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -77,13 +79,32 @@ def create_app(
     app.state.tokens = tokens
     app.state.metrics = Metrics()
     app.state.clock = the_clock
-    app.include_router(hooks.router)
+    app.add_route(hooks.PATH, hooks.flagger_hook, methods=["POST"])
     app.include_router(admin.router)
     app.include_router(environments.router)
     app.include_router(explain.router)
     app.include_router(health.router)
     _install_error_handlers(app)
+    _document_hooks(app)
     return app
+
+
+def _document_hooks(app: FastAPI) -> None:
+    """Add the Flagger hook endpoint (a plain Starlette route) to the OpenAPI document."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema["paths"] = {hooks.PATH: hooks.OPENAPI_PATH, **schema["paths"]}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _is_hook(request: Request) -> bool:

@@ -10,9 +10,9 @@ Every unit of work is a synchronous function over a SQLAlchemy ``Connection`` th
   driver would hop to a worker thread for every cursor call (33 hops for one hook call, each
   ~100 µs, measured in bench/). Instead writes run on one dedicated writer thread with the
   standard ``sqlite3`` driver, and *group commit*: the units of work that queued up while the
-  previous batch ran go to the thread together and share one transaction, each inside its own
-  savepoint (one that fails is rolled back alone, the others commit). A caller hears back only
-  after the commit that holds its work, so nothing is answered before it is durable. Reads run
+  previous batch ran go to the thread together and share one transaction (if one fails, the
+  batch is rolled back and each unit runs again alone). A caller hears back only after the
+  commit that holds its work, so nothing is answered before it is durable. Reads run
   on a small pool of reader threads, which WAL lets run beside the writer. Write transactions
   start with ``BEGIN IMMEDIATE`` so a second process (``puerta db upgrade``, a CLI) waits for
   the lock instead of deadlocking.
@@ -91,7 +91,11 @@ class Database:
         return self.dialect == "sqlite"
 
     async def write(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one write transaction: committed if it returns, rolled back if not."""
+        """Run ``work`` in one write transaction: committed if it returns, rolled back if not.
+
+        ``work`` must do nothing but database work: on SQLite it may run a second time (see
+        ``_sqlite_batch``).
+        """
         if self._async is not None:
             async with self._async.begin() as conn:
                 return await conn.run_sync(work)
@@ -108,13 +112,11 @@ class Database:
             batch, self._pending = self._pending, []
             try:
                 outcomes = await loop.run_in_executor(self._writer, self._sqlite_batch, batch)
-            except BaseException as exc:  # the commit itself failed: nothing in it happened
+            except BaseException as exc:  # cancelled (shutdown): the batch may not have run
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
+                raise
             for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():  # the caller went away; its work is committed anyway
                     continue
@@ -126,22 +128,24 @@ class Database:
     def _sqlite_batch(
         self, batch: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
     ) -> list[tuple[bool, Any]]:
+        """Run a batch in one transaction; if any unit fails, roll the batch back and run each
+        unit alone, so only the failing one fails (units do nothing but database work, so
+        running one again is safe)."""
         assert self._sync is not None
+        if len(batch) > 1:
+            try:
+                with self._sync.connect() as conn, conn.begin():
+                    values = [work(conn) for work, _ in batch]
+                return [(True, value) for value in values]
+            except Exception:  # noqa: S110  (each unit is run again alone below)
+                pass
         outcomes: list[tuple[bool, Any]] = []
-        with self._sync.connect() as conn, conn.begin():
-            for work, _ in batch:
-                savepoint = conn.begin_nested() if len(batch) > 1 else None
-                try:
-                    value = work(conn)
-                except Exception as exc:
-                    if savepoint is None:
-                        raise
-                    savepoint.rollback()
-                    outcomes.append((False, exc))
-                else:
-                    if savepoint is not None:
-                        savepoint.commit()
-                    outcomes.append((True, value))
+        for work, _ in batch:
+            try:
+                with self._sync.connect() as conn, conn.begin():
+                    outcomes.append((True, work(conn)))
+            except Exception as exc:
+                outcomes.append((False, exc))
         return outcomes
 
     async def read(self, work: Callable[[Connection], T]) -> T:
