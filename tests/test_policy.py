@@ -228,3 +228,41 @@ def test_top_level_must_be_a_mapping() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_policy("- a\n- b\n", source="p.yaml")
     assert caught.value.problems == ["p.yaml: the policy must be a mapping at the top level"]
+
+
+def test_check_config_validates_windows() -> None:
+    """Unknown zones, empty ranges, unknown days, holiday countries and subdivisions."""
+    path = Path(__file__).parent / "fixtures" / "broken-windows.yaml"
+    result = CliRunner().invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 1
+    lines = [line.split(": ", 1)[1] for line in result.output.splitlines()]
+    gate = "environments.production.gates.confirm-rollout[0]"
+    assert lines == [
+        f"{gate}.allow[0]: empty time range '09:00-09:00': start equals end",
+        f"{gate}.allow[1]: unknown day 'Frday' in 'Sun-Frday': use three-letter English day "
+        "names (Mon, Tue, Wed, Thu, Fri, Sat, Sun), e.g. 'Sun-Thu' or 'Mon,Wed,Fri'",
+        f"{gate}.holidays[0]: unknown holiday country 'XX': use an ISO 3166 code supported by "
+        "the holidays package, e.g. 'IL' or 'US'",
+        lines[3],  # the list of US subdivisions follows; checked below
+        f"{gate}.min_remaining: invalid duration '2 hours'; write e.g. 90s, 10m, 2h, 1h30m or 3d",
+        "environments.production.gates.confirm-promotion[0].timezone: unknown time zone "
+        "'Asia/Jerusalm'",
+    ]
+    assert lines[3].startswith(
+        f"{gate}.holidays[1]: unknown subdivision 'ZZ' for holiday "
+        "country 'US'; known subdivisions: AK, AL,"
+    )
+    assert result.output.splitlines()[0].startswith(f"{path}:9: ")
+
+
+def test_window_gate_needs_a_time_zone() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_policy(
+            "environments:\n  p:\n    match: [{namespace: p}]\n    gates:\n"
+            "      confirm-rollout: [{type: window, allow: [{days: Mon-Fri}]}]\n",
+            source="p.yaml",
+        )
+    assert caught.value.problems == [
+        "p.yaml:5: environments.p.gates.confirm-rollout[0]: timezone: required (set it on the "
+        "gate or on the environment)"
+    ]

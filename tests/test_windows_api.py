@@ -284,3 +284,67 @@ def test_override_lets_one_waiting_rollout_through(puerta: Puerta) -> None:
     assert [(e["action"], e["name"], e["reason"]) for e in audit] == [
         ("override", "hotfix", "CVE-2026-1234 hotfix")
     ]
+
+
+def test_stagger_spaces_departures(puerta: Puerta, policy_text: str) -> None:
+    puerta.restart(
+        policy_text.replace("max_concurrent: 1 ", "max_concurrent: 2 ").replace(
+            "release_timeout: 2h", "release_timeout: 2h\n      stagger: 10m"
+        )
+    )
+    puerta.clock.set(local(2026, 11, 27, 12, 0))
+    start(puerta, "a")
+    start(puerta, "b")
+    puerta.clock.set(local(2026, 11, 29, 9, 0))
+    assert start(puerta, "a")[0] == 200
+    status, reason = start(puerta, "b")
+    assert (status, reason) == (
+        403,
+        "production release train: next departure in 10m (stagger 10m); 1st in line",
+    )
+    waiting = puerta.api("GET", "/canaries/prod/b").json()["rollout"]["waiting"]
+    assert waiting["retry_at"] == "2026-11-29T07:10:00Z"
+    puerta.clock.set(local(2026, 11, 29, 9, 10))
+    assert start(puerta, "b")[0] == 200
+
+
+def test_two_replicas_release_exactly_one_in_order(puerta: Puerta) -> None:
+    """Two Puerta processes on one database, the window opening, every queued canary calling
+    both replicas at once: only the first in line leaves (max_concurrent 1)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from fastapi.testclient import TestClient
+
+    names = [f"svc-{i}" for i in range(6)]
+    puerta.clock.set(local(2026, 11, 29, 8, 0))
+    for name in names:
+        start(puerta, name)
+        puerta.clock.advance(timedelta(minutes=1))
+    puerta.clock.set(local(2026, 11, 29, 8, 58))
+    for name in reversed(names):  # Flagger keeps polling (in any order) until it opens
+        assert start(puerta, name)[0] == 403
+    puerta.clock.set(local(2026, 11, 29, 9, 0))
+    with TestClient(puerta.build_app()) as replica:
+        clients = [puerta.http, replica]
+        calls = [(clients[i % 2], name) for i, name in enumerate(names * 2)]
+        barrier = Barrier(len(calls))
+
+        def call(args: tuple[TestClient, str]) -> tuple[str, int]:
+            client, name = args
+            barrier.wait()
+            body = {
+                "name": name,
+                "namespace": "prod",
+                "phase": "Succeeded",
+                "checksum": "aaaaaaaaaa",
+            }
+            return name, client.post("/hooks/confirm-rollout", json=body).status_code
+
+        with ThreadPoolExecutor(len(calls)) as pool:
+            results = list(pool.map(call, calls))
+    passed = {name for name, status in results if status == 200}
+    assert passed == {"svc-0"}
+    rolling = puerta.api("GET", "/explain", params={"canary": "prod/svc-1"}).json()["train"]
+    assert rolling["rolling_out"] == ["prod/svc-0 #1"]
+    assert rolling["queue"][:2] == ["prod/svc-1 (this rollout)", "prod/svc-2 #1"]
