@@ -18,6 +18,7 @@ from puerta import __version__
 from puerta.api import admin, environments, explain, health, hooks
 from puerta.api.auth import TokenRegistry
 from puerta.clock import Clock, SystemClock
+from puerta.dashboard import install as install_dashboard
 from puerta.errors import BadRequest, Conflict, NotFound, PuertaError
 from puerta.metrics import Metrics
 from puerta.policy import CompiledPolicy, load_policy
@@ -84,6 +85,7 @@ def create_app(
     app.include_router(environments.router)
     app.include_router(explain.router)
     app.include_router(health.router)
+    install_dashboard(app, settings.environ)  # the web dashboard under /ui/
     _install_error_handlers(app)
     _document_hooks(app)
     return app
