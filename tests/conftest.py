@@ -140,7 +140,11 @@ class Puerta:
         self.policy_text = policy_text
         self.clock = clock
         self.client: TestClient | None = None
-        self.environ = {**TOKENS, "PUERTA_DATABASE_URL": database_url}
+        self.environ = {
+            **TOKENS,
+            "PUERTA_DATABASE_URL": database_url,
+            "PUERTA_RUNNER_INTERVAL": "0.05",  # load-test runner rounds, in real seconds
+        }
 
     def build_app(self) -> FastAPI:
         settings = Settings.from_env(TEST_POLICY, self.environ)

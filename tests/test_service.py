@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from conftest import Puerta
+from conftest import TEST_POLICY, TOKENS, Puerta
 from puerta.cli.main import app as cli
 
 
@@ -23,17 +23,23 @@ def test_health_ready_and_metrics(puerta: Puerta) -> None:
     assert 'puerta_hook_decision_seconds_count{hook="confirm-rollout"} 2.0' in metrics
 
 
-def test_readyz_reports_an_unreachable_database(puerta: Puerta) -> None:
-    import asyncio
+def test_readyz_reports_an_unreachable_database() -> None:
+    """Ready means the database answers: a Puerta whose PostgreSQL is down is alive, not ready."""
+    from fastapi.testclient import TestClient
 
-    asyncio.run(puerta.http.app.state.db.dispose())  # type: ignore[attr-defined]
-    puerta.http.app.state.db.url = "postgresql+asyncpg://nobody@127.0.0.1:9/none"  # type: ignore[attr-defined]
-    from puerta.store.db import Database
+    from puerta.app import create_app
+    from puerta.settings import Settings
 
-    puerta.http.app.state.db = Database("postgresql+asyncpg://nobody@127.0.0.1:9/none")  # type: ignore[attr-defined]
-    response = puerta.http.get("/readyz")
-    assert response.status_code == 503
-    assert response.text.startswith("database unreachable")
+    environ = {
+        **TOKENS,
+        "PUERTA_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+        "PUERTA_MIGRATE_ON_START": "false",
+    }
+    with TestClient(create_app(Settings.from_env(TEST_POLICY, environ))) as client:
+        assert client.get("/healthz").status_code == 200
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.text.startswith("database unreachable")
 
 
 def test_openapi_documents_the_api(puerta: Puerta) -> None:

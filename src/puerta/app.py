@@ -20,11 +20,13 @@ from puerta.api.auth import TokenRegistry
 from puerta.clock import Clock, SystemClock
 from puerta.dashboard import install as install_dashboard
 from puerta.errors import BadRequest, Conflict, NotFound, PuertaError
+from puerta.loadtester import install as loadtester
 from puerta.metrics import Metrics
 from puerta.policy import CompiledPolicy, load_policy
 from puerta.service.admin import AdminService
 from puerta.service.explain import ExplainService
 from puerta.service.hooks import HookService
+from puerta.service.load_runner import LoadRunner
 from puerta.settings import Settings
 from puerta.store.db import Database
 
@@ -59,6 +61,15 @@ def create_app(
         app.state.hook_service = HookService(db, compiled, the_clock)
         app.state.admin_service = AdminService(db, the_clock)
         app.state.explain_service = ExplainService(db, compiled)
+        commands = loadtester.start(app)  # flagger-loadtester task commands of this replica
+        runner = (
+            LoadRunner(db, the_clock, interval=settings.runner_interval)
+            if settings.background
+            else None
+        )
+        app.state.load_runner = runner
+        if runner is not None:
+            await runner.start()
         log.info(
             "puerta started",
             version=__version__,
@@ -68,6 +79,9 @@ def create_app(
         try:
             yield
         finally:
+            await commands.stop()
+            if runner is not None:
+                await runner.stop()
             await db.dispose()
 
     app = FastAPI(
@@ -86,6 +100,7 @@ def create_app(
     app.include_router(explain.router)
     app.include_router(health.router)
     install_dashboard(app, settings.environ)  # the web dashboard under /ui/
+    loadtester.install(app)  # flagger-loadtester endpoints: /gate/*, /rollback/*, POST /
     _install_error_handlers(app)
     _document_hooks(app)
     return app

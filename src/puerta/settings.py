@@ -25,6 +25,11 @@ class Settings:
     log_level: str = "info"
     log_format: LogFormat = "json"
     migrate_on_start: bool = True
+    #: run background work (load generators); off for in-process tools that must have no
+    #: outside effects (``simulate``, ``explain --policy``)
+    background: bool = True
+    #: seconds between two rounds of the load-test runner (claim, renew, report, stop)
+    runner_interval: float = 1.0
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
 
     @classmethod
@@ -44,8 +49,22 @@ class Settings:
             log_level=env.get("PUERTA_LOG_LEVEL", "info").lower(),
             log_format=log_format,  # type: ignore[arg-type]
             migrate_on_start=env.get("PUERTA_MIGRATE_ON_START", "true").lower() != "false",
+            runner_interval=_positive(env, "PUERTA_RUNNER_INTERVAL", 1.0),
             environ=env,
         )
 
     def resolve_database_url(self, from_policy: str | None) -> str:
         return self.database_url or from_policy or DEFAULT_DATABASE_URL
+
+
+def _positive(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{key}: {raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ValueError(f"{key}: must be more than 0 seconds")
+    return value

@@ -97,16 +97,23 @@ async def get_canary(
 ) -> schemas.CanaryDetail:
     """One canary: its current rollout and its rollout history, newest first."""
 
-    def load(conn: Connection) -> tuple[Row[Any], Sequence[Row[Any]]]:
+    def load(conn: Connection) -> tuple[Row[Any], Sequence[Row[Any]], Sequence[Row[Any]]]:
         canary = repo.find_canary(conn, namespace, name)
         if canary is None:
             raise NotFound(f"canary {namespace}/{name} has never called Puerta")
-        return canary, repo.rollout_history(conn, canary.id, history)
+        rollouts = repo.rollout_history(conn, canary.id, history)
+        current = rollouts[0] if rollouts and rollouts[0].id == canary.current_rollout_id else None
+        loads = repo.load_runs_of(conn, canary.id, current.seq) if current is not None else []
+        return canary, rollouts, loads
 
-    canary, rows = await _db(request).read(load)
+    canary, rows, loads = await _db(request).read(load)
     rollouts = [r for r in (rollout_from(row) for row in rows) if r is not None]
     current = rollouts[0] if rows and rows[0].id == canary.current_rollout_id else None
-    return schemas.CanaryDetail(**canary_from(canary, current), history=rollouts)
+    return schemas.CanaryDetail(
+        **canary_from(canary, current),
+        history=rollouts,
+        load_tests=[schemas.LoadTest.model_validate(row) for row in loads],
+    )
 
 
 def _action_response(result: ActionResult, principal: Principal) -> schemas.ActionResponse:

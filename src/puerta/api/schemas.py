@@ -59,8 +59,24 @@ class Canary(_Out):
     rollout: Rollout | None
 
 
+class LoadTest(_Out):
+    gate: str
+    status: str = Field(description="running, finished, stopped or failed")
+    spec: dict[str, Any] = Field(description="url, rate, concurrency, duration_s, method, ...")
+    owner: str | None = Field(description="the replica generating the load")
+    started_at: datetime | None
+    finished_at: datetime | None
+    stop_reason: str | None
+    stats: dict[str, Any] | None = Field(
+        description="achieved rate, errors by kind, p50/p95/p99 from the scheduled send time"
+    )
+
+
 class CanaryDetail(Canary):
     history: list[Rollout]
+    load_tests: list[LoadTest] = Field(
+        default_factory=list, description="load tests of the current rollout"
+    )
 
 
 class CanaryList(_Out):

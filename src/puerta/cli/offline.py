@@ -27,6 +27,7 @@ def explain_offline(policy_path: Path, params: dict[str, Any]) -> Any:
             config_path=policy_path,
             database_url=f"sqlite+aiosqlite:///{tmp}/explain.db",
             environ={},
+            background=False,
         )
         app = create_app(settings, policy=policy, tokens=TokenRegistry({}, None))
         async with app.router.lifespan_context(app):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from puerta.domain.effects import Effect
 from puerta.domain.hooks import HookType
 
 
@@ -49,10 +50,11 @@ class GateResult:
     #: rollout keeps its place in the release train; a wait of its own (an approval it
     #: needs) lets the ones behind it go first.
     shared: bool = False
+    effects: tuple[Effect, ...] = ()  # what the service must make happen (once)
 
     @classmethod
-    def passed(cls, reason: str = "") -> GateResult:
-        return cls(Outcome.PASS, reason)
+    def passed(cls, reason: str = "", *, effects: tuple[Effect, ...] = ()) -> GateResult:
+        return cls(Outcome.PASS, reason, effects=effects)
 
     @classmethod
     def wait(
@@ -75,6 +77,7 @@ class Decision:
     gate: str | None = None  # e.g. "confirm-rollout[0] manual"
     retry_at: datetime | None = None
     in_line: bool = False  # confirm-rollout waits in the release train, holding its place
+    effects: tuple[Effect, ...] = ()  # from every gate evaluated, whatever the verdict
 
     @property
     def http_status(self) -> int:

@@ -24,10 +24,12 @@ requested by hand, or a rollback gate that fails, answers ROLLBACK; anything els
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Literal
 
 from puerta.domain.decisions import Decision, Outcome, Verdict
+from puerta.domain.effects import Effect
 from puerta.domain.freezes import lifts_at
 from puerta.domain.gates.base import GateContext
 from puerta.domain.hooks import HookType
@@ -81,14 +83,18 @@ def decide(
 
     gates = environment.gates.get(hook, ())
     passed: list[str] = []
+    effects: list[Effect] = []
     for compiled in gates:
         result = compiled.gate.evaluate(ctx)
+        effects.extend(result.effects)
         if result.outcome is Outcome.PASS:
             passed.append(f"{compiled.label}: {result.reason}" if result.reason else compiled.label)
             continue
         if result.outcome is Outcome.FAIL:
-            return Decision(hook, Verdict.FAIL, result.reason, gate=compiled.label)
-        return _waiting(
+            return Decision(
+                hook, Verdict.FAIL, result.reason, gate=compiled.label, effects=tuple(effects)
+            )
+        waiting = _waiting(
             hook,
             result.reason,
             ctx,
@@ -96,6 +102,7 @@ def decide(
             retry_at=result.retry_at,
             shared=result.shared,
         )
+        return replace(waiting, effects=tuple(effects))
 
     if starting and ctx.train is not None and ctx.rollout is not None:
         if ctx.override is not None:
@@ -115,7 +122,7 @@ def decide(
                 passed.append(departure.reason)
     if not passed:
         return Decision(hook, Verdict.PASS, f"no {hook.value} gates in {environment.name}")
-    return Decision(hook, Verdict.PASS, "passed " + "; ".join(passed))
+    return Decision(hook, Verdict.PASS, "passed " + "; ".join(passed), effects=tuple(effects))
 
 
 def _waiting(

@@ -20,6 +20,7 @@ from puerta.domain.durations import parse_duration
 from puerta.domain.gates import Gate, GateOptions, gate_types
 from puerta.domain.hooks import FlaggerPayload, HookType
 from puerta.domain.train import TrainConfig
+from puerta.loadtester.config import LoadtesterConfig
 from puerta.policy.errors import located
 
 
@@ -245,6 +246,7 @@ class Policy(_Strict):
     )
     auth: AuthConfig = Field(default_factory=AuthConfig)
     hooks: HookAccess = Field(default_factory=HookAccess)
+    loadtester: LoadtesterConfig = Field(default_factory=LoadtesterConfig)
     environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
 
     @field_validator("environments")

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from puerta.domain import train as train_domain
 from puerta.domain.freezes import Freeze
-from puerta.domain.gates.base import GateContext, RolloutView
+from puerta.domain.gates.base import GateContext, LoadRunView, RolloutView
 from puerta.domain.hooks import FlaggerPayload, HookType
 from puerta.domain.rollouts import RolloutStatus
 from puerta.domain.train import TrainEntry, TrainState
@@ -55,6 +55,12 @@ def load_context(
             if rollout is not None and rollout.status is RolloutStatus.PENDING and not released:
                 current = TrainEntry(rollout.id, payload.canary, rollout.seq, rollout.started_at)
             train = _train(conn, environment, current, now, lock=lock_train)
+    runs: dict[str, LoadRunView] = {}
+    if hook is HookType.ROLLOUT and canary is not None and rollout is not None:
+        runs = {
+            row.gate: LoadRunView(row.gate, row.status, row.stats, row.stop_reason)
+            for row in repo.load_runs_of(conn, canary.id, rollout.seq)
+        }
     return GateContext(
         hook=hook,
         payload=payload,
@@ -67,6 +73,7 @@ def load_context(
         halt=snapshot.halt_of(canary) if canary is not None else None,
         freezes=freezes,
         train=train,
+        load_runs=runs,
     )
 
 

@@ -28,6 +28,7 @@ from puerta.domain.rollouts import Resolution, RolloutStatus, resolve
 from puerta.policy.model import CompiledEnvironment, CompiledPolicy
 from puerta.service import snapshot
 from puerta.service.context import load_context
+from puerta.service.effects import apply_effects
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
@@ -75,6 +76,10 @@ class HookService:
         )
         rollout = self._apply(conn, canary, current, resolution, hook, payload, env_name, now)
         decision = self._decide(conn, canary, rollout, hook, payload, environment, now)
+        if rollout is not None:
+            apply_effects(
+                conn, decision.effects, canary_id=canary.id, rollout_seq=rollout.seq, now=now
+            )
         self._record(conn, canary, rollout, hook, payload, env_name, decision, now, started)
         return HookOutcome(decision, env_name, rollout.seq if rollout is not None else None)
 

@@ -68,9 +68,11 @@ class InProcessPuerta:
             config_path=policy_path,
             database_url=f"sqlite+aiosqlite:///{workdir / 'simulation.db'}",
             environ={},
+            background=False,  # load tests are reported as dry runs, never generated
         )
         app = create_app(settings, policy=policy, clock=clock, tokens=registry)
         self._client = TestClient(app, raise_server_exceptions=True)
+        self._seen_load_tests: set[tuple[str, str, object, str]] = set()
 
     def __enter__(self) -> InProcessPuerta:
         self._client.__enter__()
@@ -88,9 +90,27 @@ class InProcessPuerta:
         return {"Authorization": f"Bearer {self._tokens[approver]}"}
 
     def call(self, endpoint: str, payload: dict[str, Any]) -> Answer:
-        """``POST /hooks/<endpoint>`` with Flagger's payload."""
+        """``POST /hooks/<endpoint>`` with Flagger's payload; what Puerta would have started
+        (a load test) comes back as dry-run effects."""
         response = self._client.post(f"/hooks/{endpoint}", json=payload)
-        return Answer(response.status_code, response.text)
+        effects: tuple[str, ...] = ()
+        if endpoint == "rollout":
+            effects = self._new_load_tests(str(payload["namespace"]), str(payload["name"]))
+        return Answer(response.status_code, response.text, effects)
+
+    def _new_load_tests(self, namespace: str, name: str) -> tuple[str, ...]:
+        detail = self.canary(namespace, name) or {}
+        rollout = (detail.get("rollout") or {}).get("seq")
+        found = []
+        for test in detail.get("load_tests", []):
+            key = (namespace, name, rollout, test["gate"])
+            if key in self._seen_load_tests:
+                continue
+            self._seen_load_tests.add(key)
+            spec = test["spec"]
+            rate = f"{spec['rate']:g} req/s" if spec.get("rate") else "max rate"
+            found.append(f"load test {test['gate']}: {rate} to {spec['url']}")
+        return tuple(found)
 
     def canary(self, namespace: str, name: str) -> dict[str, Any] | None:
         """``GET /api/v1/canaries/<ns>/<name>``; None if Puerta has never heard of it."""

@@ -17,7 +17,14 @@ from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, text, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from puerta.store.tables import audit_events, canaries, freezes, manual_actions, rollouts
+from puerta.store.tables import (
+    audit_events,
+    canaries,
+    freezes,
+    load_runs,
+    manual_actions,
+    rollouts,
+)
 
 # Statements on the hook path are built once: constructing and cache-keying a statement per
 # call cost SQLAlchemy more than SQLite spent executing it (bench/README.md).
@@ -284,3 +291,146 @@ def lift_freeze(conn: Connection, freeze_id: int, by: str, now: datetime) -> Non
     conn.execute(
         update(freezes).where(freezes.c.id == freeze_id).values(lifted_at=now, lifted_by=by)
     )
+
+
+# ---- load tests ---------------------------------------------------------------------------
+
+_INSERT_LOAD_RUN = {
+    "postgresql": postgresql.insert(load_runs).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(load_runs).on_conflict_do_nothing(),
+}
+_LOAD_RUNS_OF = select(load_runs).where(
+    load_runs.c.canary_id == bindparam("cid"), load_runs.c.rollout_seq == bindparam("seq")
+)
+
+
+def insert_load_run(conn: Connection, **values: Any) -> None:
+    """Record a load test once per (canary, rollout, gate); a second request does nothing."""
+    conn.execute(_INSERT_LOAD_RUN[conn.dialect.name], values)
+
+
+def load_runs_of(conn: Connection, canary_id: int, rollout_seq: int) -> Sequence[Row[Any]]:
+    return conn.execute(_LOAD_RUNS_OF, {"cid": canary_id, "seq": rollout_seq}).all()
+
+
+def claimable_load_runs(conn: Connection, owner: str, now: datetime) -> Sequence[Row[Any]]:
+    """Running load tests nobody holds (no owner, or a lease that ran out), oldest first."""
+    query = (
+        select(load_runs)
+        .where(
+            load_runs.c.status == "running",
+            or_(load_runs.c.owner.is_(None), load_runs.c.lease_until < now),
+        )
+        .order_by(load_runs.c.id)
+    )
+    return conn.execute(query).all()
+
+
+def claim_load_run(
+    conn: Connection, run_id: int, owner: str, now: datetime, lease_until: datetime
+) -> bool:
+    """Take a load test if it is still free: True when this replica now holds its lease."""
+    result = conn.execute(
+        update(load_runs)
+        .where(
+            load_runs.c.id == run_id,
+            load_runs.c.status == "running",
+            or_(load_runs.c.owner.is_(None), load_runs.c.lease_until < now),
+        )
+        .values(
+            owner=owner,
+            lease_until=lease_until,
+            updated_at=now,
+            started_at=func.coalesce(load_runs.c.started_at, now),
+            segments=load_runs.c.segments + 1,
+        )
+    )
+    return result.rowcount == 1
+
+
+def renew_load_run(
+    conn: Connection,
+    run_id: int,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    stats: dict[str, Any],
+) -> Row[Any] | None:
+    """Extend this replica's lease and store the figures; None if the lease was lost. Returns
+    the run joined with its rollout's status, so the runner can tell when to stop."""
+    result = conn.execute(
+        update(load_runs)
+        .where(load_runs.c.id == run_id, load_runs.c.owner == owner)
+        .values(lease_until=lease_until, updated_at=now, stats=stats)
+    )
+    if result.rowcount != 1:
+        return None
+    query = (
+        select(load_runs, rollouts.c.status.label("rollout_status"))
+        .select_from(
+            load_runs.join(
+                rollouts,
+                and_(
+                    rollouts.c.canary_id == load_runs.c.canary_id,
+                    rollouts.c.seq == load_runs.c.rollout_seq,
+                ),
+            )
+        )
+        .where(load_runs.c.id == run_id)
+    )
+    return conn.execute(query).one_or_none()
+
+
+def finish_load_run(
+    conn: Connection,
+    run_id: int,
+    owner: str,
+    now: datetime,
+    status: str,
+    reason: str,
+    stats: dict[str, Any] | None,
+) -> None:
+    values: dict[str, Any] = {
+        "status": status,
+        "stop_reason": reason,
+        "finished_at": now,
+        "updated_at": now,
+        "owner": None,
+        "lease_until": None,
+    }
+    if stats is not None:
+        values["stats"] = stats
+    conn.execute(
+        update(load_runs)
+        .where(load_runs.c.id == run_id, load_runs.c.owner == owner)
+        .values(**values)
+    )
+
+
+def release_load_run(conn: Connection, run_id: int, owner: str, now: datetime) -> None:
+    """Give a running load test back (graceful shutdown): another replica takes it over."""
+    conn.execute(
+        update(load_runs)
+        .where(load_runs.c.id == run_id, load_runs.c.owner == owner)
+        .values(owner=None, lease_until=None, updated_at=now)
+    )
+
+
+# ---- flagger-loadtester gates ----------------------------------------------------------------
+
+
+def revoke_canary_wide_actions(conn: Connection, canary_id: int, action: str, now: datetime) -> int:
+    """Revoke the canary's unrevoked canary-wide (``rollout_seq`` NULL) actions of one kind:
+    closing a flagger-loadtester gate (``approve``) or rollback gate (``rollback``). Returns
+    how many were revoked."""
+    result = conn.execute(
+        update(manual_actions)
+        .where(
+            manual_actions.c.canary_id == canary_id,
+            manual_actions.c.action == action,
+            manual_actions.c.rollout_seq.is_(None),
+            manual_actions.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return int(result.rowcount)

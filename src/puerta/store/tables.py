@@ -6,6 +6,8 @@
   what it waits for now.
 * ``manual_actions``: approvals and rollback requests, bound to a rollout (or canary-wide).
 * ``freezes``: deployment freezes created by hand for an environment (or some namespaces).
+* ``load_runs``: one load test per (canary, rollout, gate), owned by one replica at a time
+  through a lease.
 * ``audit_events``: every hook call and every admin action, append-only.
 """
 
@@ -144,6 +146,28 @@ freezes = Table(
     _ts("lifted_at"),
     Column("lifted_by", String(200)),
     Index(None, "environment", "lifted_at"),
+)
+
+load_runs = Table(
+    "load_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("canary_id", Integer, ForeignKey("canaries.id", ondelete="CASCADE"), nullable=False),
+    Column("rollout_seq", Integer, nullable=False),
+    Column("gate", String(200), nullable=False),
+    Column("spec", JSON, nullable=False),  # url, rate, concurrency, duration_s, method, ...
+    Column("status", String(16), nullable=False),  # running | finished | stopped | failed
+    Column("owner", String(200)),  # the replica generating the load
+    _ts("lease_until"),
+    _ts("created_at", nullable=False),
+    _ts("started_at"),
+    _ts("updated_at", nullable=False),
+    _ts("finished_at"),
+    Column("stop_reason", Text),
+    Column("stats", JSON),  # the generator's latest snapshot (LoadStats.as_dict)
+    Column("segments", Integer, nullable=False, default=0),  # times a replica (re)started it
+    UniqueConstraint("canary_id", "rollout_seq", "gate"),
+    Index(None, "status"),
 )
 
 audit_events = Table(

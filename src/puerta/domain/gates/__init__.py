@@ -1,7 +1,7 @@
 """Gate types. Importing this package registers every built-in gate type."""
 
-from puerta.domain.gates import basic, manual, window
+from puerta.domain.gates import basic, load, manual, window
 from puerta.domain.gates.base import Gate, GateContext, GateOptions
 from puerta.domain.gates.registry import gate_types
 
-__all__ = ["Gate", "GateContext", "GateOptions", "basic", "gate_types", "manual", "window"]
+__all__ = ["Gate", "GateContext", "GateOptions", "basic", "gate_types", "load", "manual", "window"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -54,6 +54,16 @@ class Halt:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadRunView:
+    """A load test of the current rollout, as gates see it (stats: the latest snapshot)."""
+
+    gate: str
+    status: str  # running | finished | stopped | failed
+    stats: dict[str, Any] | None
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GateContext:
     """Everything a gate may look at for one hook call."""
 
@@ -68,6 +78,7 @@ class GateContext:
     halt: Halt | None = None
     freezes: tuple[Freeze, ...] = ()  # freezes that apply to this canary now
     train: TrainState | None = None  # the environment's release train (confirm-rollout only)
+    load_runs: dict[str, LoadRunView] = field(default_factory=dict)  # of the current rollout
     extras: dict[str, object] = field(default_factory=dict)
 
 
