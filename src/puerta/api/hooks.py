@@ -9,15 +9,14 @@ type a 404 listing the valid ones; neither touches the stored state.
 from __future__ import annotations
 
 import time
-from fnmatch import fnmatchcase
 from typing import Any
 
 import structlog
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
-from puerta.api.auth import TokenRegistry
-from puerta.domain.hooks import HOOK_NAMES, MAX_BODY_BYTES, HookType, parse_payload
+from puerta.api.hook_caller import CallerRefused, check_hook_caller, read_payload
+from puerta.domain.hooks import HOOK_NAMES, HookType
 from puerta.errors import BadRequest
 from puerta.metrics import Metrics
 from puerta.service.hooks import HookService
@@ -101,20 +100,6 @@ def _text(status: int, body: str) -> PlainTextResponse:
     return PlainTextResponse(body, status_code=status)
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BadRequest(f"body: larger than {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BadRequest(f"body: larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def flagger_hook(request: Request) -> PlainTextResponse:
     """Flagger calls this for every webhook of a Canary; the URL names the hook type.
 
@@ -132,26 +117,23 @@ async def flagger_hook(request: Request) -> PlainTextResponse:
         return _text(404, f"unknown hook type {hook_type[:60]!r}; valid: {HOOK_NAMES}")
     started = time.perf_counter()
     try:
-        payload = parse_payload(await _read_body(request), hook)
+        payload = await read_payload(request, hook)
     except BadRequest as exc:
         metrics.hook_rejected.labels(hook.value, "400").inc()
         log.info("hook rejected", hook=hook.value, status=400, reason=str(exc))
         return _text(400, str(exc))
-
-    tokens: TokenRegistry = request.app.state.tokens
-    if tokens.hook_token_required and not tokens.hook_token_ok(
-        request.query_params.get("token") or payload.metadata.get("token")
-    ):
-        metrics.hook_rejected.labels(hook.value, "401").inc()
-        log.warning("hook token missing or wrong", hook=hook.value, canary=payload.canary)
-        return _text(
-            401, "hook token missing or wrong: add ?token=... to the webhook URL or metadata.token"
+    try:
+        check_hook_caller(request, payload)
+    except CallerRefused as exc:
+        metrics.hook_rejected.labels(hook.value, str(exc.status)).inc()
+        log.warning(
+            "hook caller refused",
+            hook=hook.value,
+            canary=payload.canary,
+            status=exc.status,
+            reason=exc.text,
         )
-    allowed = request.app.state.policy.policy.hooks.namespaces
-    if not any(fnmatchcase(payload.namespace, pattern) for pattern in allowed):
-        metrics.hook_rejected.labels(hook.value, "403").inc()
-        log.warning("namespace not allowed", hook=hook.value, canary=payload.canary)
-        return _text(403, f"namespace {payload.namespace!r} may not call this Puerta")
+        return _text(exc.status, exc.text)
 
     service: HookService = request.app.state.hook_service
     outcome = await service.handle(hook, payload)

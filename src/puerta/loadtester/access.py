@@ -14,22 +14,21 @@ events and retries 5xx, dropping the body).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from fnmatch import fnmatchcase
 
 from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from puerta.api.auth import Principal, Role, TokenRegistry, require
-from puerta.domain.hooks import MAX_BODY_BYTES, FlaggerPayload, HookType, parse_payload
+from puerta.api.auth import Principal, Role, require
+from puerta.api.hook_caller import CallerRefused
+from puerta.api.hook_caller import check_hook_caller as check_caller
+from puerta.api.hook_caller import check_namespace as check_caller_namespace
+from puerta.api.hook_caller import read_payload as read_hook_payload
+from puerta.domain.hooks import FlaggerPayload, HookType
 from puerta.errors import BadRequest
 from puerta.loadtester.metrics import LoadtesterMetrics
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-HOOK_TOKEN_MISSING = (
-    "hook token missing or wrong: add ?token=... to the webhook URL or metadata.token"
-)
 
 
 class Refused(Exception):
@@ -75,33 +74,23 @@ async def read_payload(request: Request, hook: HookType = HookType.ROLLOUT) -> F
     ``hook`` only matters for ``event`` (which needs event metadata); the loadtester endpoints
     are called from gating hooks, so the default checks nothing more.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BadRequest(f"body: larger than {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BadRequest(f"body: larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return parse_payload(b"".join(chunks), hook)
+    return await read_hook_payload(request, hook)
 
 
 def check_hook_caller(request: Request, payload: FlaggerPayload) -> None:
     """The rules of ``/hooks/*``: the hook token (when the policy sets one), then the namespace."""
-    tokens: TokenRegistry = request.app.state.tokens
-    if tokens.hook_token_required and not tokens.hook_token_ok(
-        request.query_params.get("token") or payload.metadata.get("token")
-    ):
-        raise Refused(401, HOOK_TOKEN_MISSING)
-    check_namespace(request, payload)
+    try:
+        check_caller(request, payload)
+    except CallerRefused as exc:
+        raise Refused(exc.status, exc.text) from exc
 
 
 def check_namespace(request: Request, payload: FlaggerPayload) -> None:
-    allowed = request.app.state.policy.policy.hooks.namespaces
-    if not any(fnmatchcase(payload.namespace, pattern) for pattern in allowed):
-        raise Refused(403, f"namespace {payload.namespace!r} may not call this Puerta")
+    """Only the namespace rule (for endpoints that authenticate with a bearer token)."""
+    try:
+        check_caller_namespace(request, payload)
+    except CallerRefused as exc:
+        raise Refused(exc.status, exc.text) from exc
 
 
 def approver(request: Request) -> Principal:

@@ -33,6 +33,14 @@ from puerta.store import repository as repo
 from puerta.store.db import Database
 
 _TERMINAL = (RolloutStatus.SUCCEEDED, RolloutStatus.FAILED, RolloutStatus.SUPERSEDED)
+#: the rollout waits for nothing (any more)
+_NOT_WAITING: dict[str, Any] = {
+    "waiting_hook": None,
+    "waiting_gate": None,
+    "waiting_reason": None,
+    "waiting_since": None,
+    "retry_at": None,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +111,7 @@ class HookService:
                 status=res.close_current_as.value,
                 finished_at=now,
                 updated_at=now,
-                waiting_hook=None,
-                waiting_gate=None,
-                waiting_reason=None,
-                waiting_since=None,
-                retry_at=None,
+                **_NOT_WAITING,
             )
         if res.open_new or current is None:
             status = res.new_status or RolloutStatus.PROGRESSING
@@ -133,11 +137,7 @@ class HookService:
             if res.new_status in _TERMINAL:
                 changes.update(
                     finished_at=now,
-                    waiting_hook=None,
-                    waiting_gate=None,
-                    waiting_reason=None,
-                    waiting_since=None,
-                    retry_at=None,
+                    **_NOT_WAITING,
                 )
         if res.revision is not None:
             changes["revision"] = res.revision
@@ -204,13 +204,7 @@ class HookService:
                         retry_at=decision.retry_at,
                     )
                 elif rollout.waiting_hook == hook.value:
-                    changes.update(
-                        waiting_hook=None,
-                        waiting_gate=None,
-                        waiting_reason=None,
-                        waiting_since=None,
-                        retry_at=None,
-                    )
+                    changes.update(_NOT_WAITING)
                 if (
                     hook is HookType.CONFIRM_ROLLOUT
                     and decision.verdict is Verdict.PASS
