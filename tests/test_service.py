@@ -60,3 +60,10 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     assert result.output.strip() == "database (sqlite) is at the newest schema"
     again = CliRunner().invoke(cli, ["db", "upgrade", "--database-url", url])
     assert again.exit_code == 0
+
+
+def test_root_leads_people_to_the_dashboard(puerta: Puerta) -> None:
+    response = puerta.http.get("/", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (307, "/ui/")
+    # POST / stays flagger-loadtester's task endpoint
+    assert puerta.http.post("/", json={"name": "a", "namespace": "b"}).status_code == 400

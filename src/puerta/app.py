@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from puerta import __version__
@@ -100,6 +100,7 @@ def create_app(
     app.include_router(explain.router)
     app.include_router(health.router)
     install_dashboard(app, settings.environ)  # the web dashboard under /ui/
+    app.add_route("/", _to_dashboard, methods=["GET"], include_in_schema=False)
     loadtester.install(app)  # flagger-loadtester endpoints: /gate/*, /rollback/*, POST /
     _install_error_handlers(app)
     _document_hooks(app)
@@ -122,6 +123,11 @@ def _document_hooks(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _to_dashboard(request: Request) -> Response:
+    """People who open Puerta's address in a browser want the dashboard."""
+    return RedirectResponse("/ui/", status_code=307)
 
 
 def _is_hook(request: Request) -> bool:
