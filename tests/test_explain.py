@@ -128,3 +128,11 @@ def test_cli_explain_offline_with_a_broken_policy(tmp_path: object) -> None:
     result = CliRunner().invoke(cli, ["explain", "p/x", "--policy", str(bad)])
     assert result.exit_code == 1
     assert "environments.prod.timezone: unknown time zone 'Mars/Base'" in result.output
+
+
+def test_explain_refuses_instants_it_cannot_reason_about(puerta: Puerta) -> None:
+    response = puerta.api(
+        "GET", "/explain", params={"canary": "prod/x", "at": "0001-01-01T00:30:00+01:00"}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == "at: must be between 1971 and 9000"

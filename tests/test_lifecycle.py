@@ -205,3 +205,54 @@ def test_approving_the_start_does_not_sign_off_the_promotion(puerta: Puerta) -> 
     )
     puerta.hook("pre-rollout", checksum=NEW, **ns)
     assert puerta.hook("confirm-promotion", checksum=NEW, **ns).status_code == 403
+
+
+def test_late_events_do_not_open_phantom_rollouts(puerta: Puerta) -> None:
+    """Flagger's events carry a lagging phase: "Promotion completed!" arrives after
+    post-rollout(Succeeded) with phase Finalising, "Canary Failed. Scaled down" after the
+    failure with phase Progressing. Neither may open a rollout (and eat the next approval)."""
+    ns = {"namespace": "prod"}
+    puerta.hook("confirm-rollout", checksum=OLD, phase="Initialized", **ns)
+    puerta.api("POST", "/canaries/prod/podinfo/approve", token=APPROVER)
+    puerta.hook("confirm-rollout", checksum=OLD, phase="Initialized", **ns)
+    puerta.hook("pre-rollout", checksum=NEW, **ns)
+    puerta.api("POST", "/canaries/prod/podinfo/approve", token=APPROVER)
+    puerta.hook("confirm-promotion", checksum=NEW, **ns)
+    puerta.hook("post-rollout", checksum=NEW, phase="Succeeded", **ns)
+    late = event("Promotion completed! Scaling down podinfo.prod", "Finalising")
+    late["namespace"] = "prod"
+    assert puerta.hook("event", late).status_code == 200
+    history = puerta.api("GET", "/canaries/prod/podinfo").json()["history"]
+    assert [(r["seq"], r["status"]) for r in history] == [(1, "succeeded")]
+    # nothing to approve between rollouts; the next rollout waits for its own approval
+    assert puerta.api("POST", "/canaries/prod/podinfo/approve", token=APPROVER).status_code == 409
+    assert puerta.hook("confirm-rollout", checksum=NEW, phase="Succeeded", **ns).status_code == 403
+
+
+def test_late_failure_event_does_not_open_a_rollout(puerta: Puerta) -> None:
+    ns = {"namespace": "staging"}
+    puerta.hook("confirm-rollout", checksum=OLD, phase="Initialized", **ns)
+    puerta.hook("pre-rollout", checksum=NEW, **ns)
+    puerta.hook("event", event("Canary failed! Scaling down podinfo.staging", "Failed"))
+    puerta.hook("event", event("Canary Failed. Scaled down podinfo.staging", "Progressing"))
+    puerta.hook("post-rollout", checksum=NEW, phase="Failed", **ns)
+    history = puerta.api("GET", "/canaries/staging/podinfo").json()["history"]
+    assert [(r["seq"], r["status"]) for r in history] == [(1, "failed")]
+
+
+def test_a_canary_created_again_does_not_inherit_the_approval(puerta: Puerta) -> None:
+    """A confirm-rollout that passed and is called again with another checksum is a new
+    Canary object (deleted and created again), not a retry: it asks again."""
+    ns = {"namespace": "prod"}
+    puerta.hook("confirm-rollout", checksum=OLD, phase="Initialized", **ns)
+    puerta.api("POST", "/canaries/prod/podinfo/approve", token=APPROVER)
+    assert (
+        puerta.hook("confirm-rollout", checksum=OLD, phase="Initialized", **ns).status_code == 200
+    )
+    assert (
+        puerta.hook("confirm-rollout", checksum=OLD, phase="Initialized", **ns).status_code == 200
+    )
+    again = puerta.hook("confirm-rollout", checksum="9a9a9a9a9a", phase="Initialized", **ns)
+    assert again.status_code == 403
+    history = puerta.api("GET", "/canaries/prod/podinfo").json()["history"]
+    assert [(r["seq"], r["status"]) for r in history] == [(2, "pending"), (1, "superseded")]

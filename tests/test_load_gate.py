@@ -224,3 +224,106 @@ async def test_takeover_when_a_replica_dies_and_hand_back_on_shutdown(
                 owned.generator.stop()
         await asyncio.sleep(0)
         await db.dispose()
+
+
+async def _seeded_runner(
+    database_url: str,
+    target: Target,
+    *,
+    stats: dict[str, Any] | None,
+    segments: int,
+    spec: dict[str, Any] | None = None,
+) -> tuple[Database, ManualClock]:
+    from datetime import UTC, datetime
+
+    from puerta.store import repository as repo
+
+    clock = ManualClock(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
+    db = Database(database_url)
+    await db.migrate()
+    now = clock.now()
+
+    def seed(conn: Any) -> None:
+        canary = repo.lock_canary(conn, "staging", "podinfo", now)
+        repo.insert_rollout(
+            conn, canary_id=canary.id, seq=1, status="progressing", started_at=now, updated_at=now
+        )
+        repo.insert_load_run(
+            conn,
+            canary_id=canary.id,
+            rollout_seq=1,
+            gate="smoke",
+            spec=spec or {"url": target.url, "rate": 200, "concurrency": 2},
+            status="running",
+            created_at=now,
+            updated_at=now,
+            segments=segments,
+            stats=stats,
+        )
+
+    await db.write(seed)
+    return db, clock
+
+
+async def _stored(db: Database) -> Any:
+    from sqlalchemy import select
+
+    from puerta.store.tables import load_runs
+
+    return await db.read(lambda c: c.execute(select(load_runs)).one())
+
+
+async def test_a_load_test_stops_when_flagger_goes_silent(
+    database_url: str, target: Target
+) -> None:
+    """No post-rollout hook, a deleted canary: after idle_timeout without a call for the
+    rollout, the test stops instead of loading a canary nobody analyses."""
+    spec = {"url": target.url, "rate": 50, "concurrency": 2, "idle_timeout_s": 600}
+    db, clock = await _seeded_runner(database_url, target, stats=None, segments=0, spec=spec)
+    runner = LoadRunner(db, clock, replica="a")
+    try:
+        await runner.tick()
+        assert runner.running
+        clock.advance(timedelta(minutes=9))
+        await runner.tick()
+        assert runner.running
+        clock.advance(timedelta(minutes=2))
+        await runner.tick()
+        assert not runner.running
+        row = await _stored(db)
+        assert (row.status, row.stop_reason) == ("stopped", "rollout silent for 10m")
+    finally:
+        await runner.stop()
+        await db.dispose()
+
+
+async def test_figures_add_up_across_replicas(database_url: str, target: Target) -> None:
+    """A test taken over from another replica keeps counting from what that one stored."""
+    before = {
+        "sent": 100,
+        "completed": 90,
+        "abandoned": 0,
+        "errors": {"http_5xx": 10},
+        "status_counts": {"200": 80, "503": 10},
+        "error_rate": 0.1,
+    }
+    db, clock = await _seeded_runner(database_url, target, stats=before, segments=1)
+    runner = LoadRunner(db, clock, replica="b")
+    try:
+        await runner.tick()
+        owned = next(iter(runner._owned.values()))
+        deadline = asyncio.get_running_loop().time() + 10
+        while owned.generator.snapshot().completed < 20:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        await runner.tick()
+        stats = (await _stored(db)).stats
+        assert stats["completed"] >= 110
+        assert stats["errors"]["http_5xx"] == 10
+        assert stats["status_counts"]["503"] == 10
+        assert stats["status_counts"]["200"] == stats["completed"] - 10
+        assert stats["error_rate"] == pytest.approx(10 / stats["completed"])
+        assert "since the start: errors" in stats["summary"]
+    finally:
+        await runner.stop()
+        await db.dispose()

@@ -102,6 +102,20 @@ def current(status: RolloutStatus, revision: str = "", seq: int = 1) -> CurrentR
             Resolution(attach=True, new_status=S.PROGRESSING),
         ),
         (current(S.PROGRESSING, "new"), H.EVENT, "Progressing", "old", Resolution(attach=True)),
+        # ... and never open one: late events of a finished rollout carry a lagging phase
+        (current(S.SUCCEEDED, "new"), H.EVENT, "Finalising", "new", Resolution(attach=True)),
+        (current(S.FAILED, "new"), H.EVENT, "Progressing", "new", Resolution(attach=True)),
+        (None, H.EVENT, "Progressing", "new", Resolution(attach=False)),
+        # a confirm-rollout that passed, called again with another checksum: a new Canary
+        (
+            CurrentRollout(seq=1, status=S.CONFIRMED, revision="", base_checksum="old"),
+            H.CONFIRM_ROLLOUT,
+            "Initialized",
+            "other",
+            Resolution(
+                attach=True, open_new=True, close_current_as=S.SUPERSEDED, new_status=S.PENDING
+            ),
+        ),
     ],
 )
 def test_resolution(

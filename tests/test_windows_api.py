@@ -348,3 +348,21 @@ def test_two_replicas_release_exactly_one_in_order(puerta: Puerta) -> None:
     rolling = puerta.api("GET", "/explain", params={"canary": "prod/svc-1"}).json()["train"]
     assert rolling["rolling_out"] == ["prod/svc-0 #1"]
     assert rolling["queue"][:2] == ["prod/svc-1 (this rollout)", "prod/svc-2 #1"]
+
+
+def test_a_restart_for_a_newer_revision_keeps_the_train_slot(puerta: Puerta) -> None:
+    """Flagger restarts the analysis for a newer revision without confirm-rollout: the new
+    rollout is the same departure and still holds the only slot."""
+    puerta.clock.set(local(2026, 11, 29, 10, 0))
+    assert start(puerta, "a")[0] == 200
+    assert start(puerta, "b")[0] == 403
+    puerta.hook("pre-rollout", namespace="prod", name="a", checksum="a1a1a1a1a1")
+    puerta.hook("pre-rollout", namespace="prod", name="a", checksum="a2a2a2a2a2")
+    puerta.clock.advance(timedelta(minutes=1))
+    status, reason = start(puerta, "b")
+    assert (status, reason) == (
+        403,
+        "production release train is full (1 of 1 rolling out: prod/a #2); 1st in line",
+    )
+    finish(puerta, "a", checksum="a2a2a2a2a2")
+    assert start(puerta, "b")[0] == 200

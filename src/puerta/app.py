@@ -79,10 +79,16 @@ def create_app(
         try:
             yield
         finally:
-            await commands.stop()
-            if runner is not None:
-                await runner.stop()
-            await db.dispose()
+            # each step runs even if one before it failed: generators and commands must not
+            # outlive the app, and the database closes last
+            try:
+                if runner is not None:
+                    await runner.stop()
+            finally:
+                try:
+                    await commands.stop()
+                finally:
+                    await db.dispose()
 
     app = FastAPI(
         title="Puerta",

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from puerta.api import schemas
 from puerta.api.auth import Principal, Role, bearer_principal, require
+from puerta.api.instants import check_instant
 from puerta.api.views import canary_from, rollout_from
 from puerta.errors import BadRequest, NotFound
 from puerta.metrics import Metrics
@@ -242,9 +243,8 @@ async def audit(
         if namespace is not None and namespace != ns:
             raise BadRequest("canary and namespace disagree")
         namespace = ns
-    for label, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise BadRequest(f"{label}: give a time zone, e.g. 2026-11-27T14:00:00+02:00")
+    since = check_instant(since, "since")
+    until = check_instant(until, "until")
     where = repo.AuditFilter(
         namespace=namespace,
         name=name,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from puerta.api import schemas
 from puerta.api.admin import ACTION_ERRORS, ERRORS, count_action, reader
 from puerta.api.auth import Principal, Role, require
+from puerta.api.instants import check_instant
 from puerta.errors import BadRequest
 from puerta.policy.model import CompiledPolicy
 from puerta.service.admin import AdminService
@@ -30,11 +31,6 @@ def _known_environment(request: Request, name: str) -> None:
         raise BadRequest(f"environment: unknown environment {name!r}; known: {known}")
 
 
-def _aware(value: object, label: str) -> None:
-    if value is not None and getattr(value, "tzinfo", None) is None:
-        raise BadRequest(f"{label}: give a time zone, e.g. 2026-11-27T18:00:00+02:00")
-
-
 @router.post("/freezes", response_model=schemas.Freeze, status_code=201, responses=ACTION_ERRORS)
 async def create_freeze(
     request: Request,
@@ -44,8 +40,8 @@ async def create_freeze(
     """Freeze an environment (or some of its namespaces): confirm-rollout waits until it is
     lifted or ends. Needs admin."""
     _known_environment(request, body.environment)
-    _aware(body.until, "until")
-    _aware(body.starts_at, "starts_at")
+    check_instant(body.until, "until")
+    check_instant(body.starts_at, "starts_at")
     service: AdminService = request.app.state.admin_service
     row = await service.freeze(
         body.environment,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from puerta.api import schemas
 from puerta.api.admin import ERRORS, reader
 from puerta.api.auth import Principal
+from puerta.api.instants import check_instant
 from puerta.domain.hooks import FlaggerPayload, HookType, parse_payload
 from puerta.errors import BadRequest
 from puerta.service.explain import HYPOTHETICAL_ID, ExplainService
@@ -52,8 +53,7 @@ async def explain(
 ) -> schemas.Explanation:
     """Which environment and gates apply to the canary, what each says at ``at``, its place in
     the release train, Puerta's answer, and the next moment that answer changes."""
-    if at is not None and at.tzinfo is None:
-        raise BadRequest("at: give a time zone, e.g. 2026-11-27T14:00:00+02:00")
+    at = check_instant(at, "at")
     payload = _payload(canary, metadata)
     service: ExplainService = request.app.state.explain_service
     when = at or request.app.state.clock.now()

@@ -7,7 +7,8 @@ rollout cannot be keyed by checksum alone. Puerta keys it by canary plus a seque
 opens a new one on the *first call of a new attempt*:
 
 * ``confirm-rollout`` joins the current rollout while it is still ``pending`` (waiting for that
-  very hook) or ``confirmed`` (passed, Flagger not yet progressing: a retry). Flagger only calls
+  very hook) or ``confirmed`` (passed, Flagger not yet progressing: a retry, with the same
+  checksum; a different one means the Canary was created again). Flagger only calls
   confirm-rollout from Initialized, Succeeded, Failed or Waiting, never mid-analysis, so a
   confirm-rollout arriving while a rollout is progressing or finished starts the next rollout.
 * A progressing hook (pre-rollout, rollout, confirm-traffic-increase, confirm-promotion,
@@ -18,8 +19,8 @@ opens a new one on the *first call of a new attempt*:
   progressing hook after a finished rollout opens a new one (canaries with no confirm-rollout
   hook start this way).
 * ``post-rollout`` (phase Succeeded/Failed) finishes the current rollout.
-* ``event`` follows the phase it carries: Progressing-like phases act as a progressing hook
-  that carries no revision (see ``resolve``);
+* ``event`` follows the phase it carries, but lags behind Flagger (see ``resolve``): it moves
+  an open rollout to ``progressing`` without learning its revision, and never opens one;
   Succeeded/Failed finish a *progressing* rollout only (a pending rollout's events still carry
   the previous run's phase, which must not end it).
 
@@ -63,6 +64,7 @@ class CurrentRollout:
     seq: int
     status: RolloutStatus
     revision: str  # checksum learned once progressing; "" before
+    base_checksum: str = ""  # the checksum confirm-rollout carried when the rollout began
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +93,18 @@ def resolve(
 ) -> Resolution:
     """Decide which rollout a call belongs to and how it changes it (pure)."""
     if hook is HookType.CONFIRM_ROLLOUT:
-        return _confirm_rollout(current)
+        return _confirm_rollout(current, checksum)
     if hook is HookType.POST_ROLLOUT:
         return _finish(current, TERMINAL_PHASES.get(phase, RolloutStatus.SUCCEEDED), checksum)
     if hook is HookType.EVENT:
+        # Events carry the phase of the canary object Flagger holds in memory, which lags:
+        # "Promotion completed!" comes after post-rollout(Succeeded) with phase Finalising, and
+        # "Canary Failed. Scaled down" after the failure with phase Progressing. So an event
+        # never opens a rollout, and never learns its revision ("New revision detected!"
+        # carries the *old* checksum): it only moves an open rollout forward.
         if phase in PROGRESSING_PHASES:
-            # Never learn the revision from an event: "New revision detected! Scaling up"
-            # carries phase Progressing with the *old* checksum (Flagger records it before it
-            # syncs the status), which would look like a newer revision superseding the rollout.
+            if current is None or not current.status.is_open:
+                return Resolution(attach=True) if current else NO_ROLLOUT
             return _progressing(current, "")
         if phase in TERMINAL_PHASES and current and current.status is RolloutStatus.PROGRESSING:
             return Resolution(attach=True, new_status=TERMINAL_PHASES[phase])
@@ -106,10 +112,16 @@ def resolve(
     return _progressing(current, checksum)
 
 
-def _confirm_rollout(current: CurrentRollout | None) -> Resolution:
+def _confirm_rollout(current: CurrentRollout | None, checksum: str) -> Resolution:
     if current is None:
         return Resolution(attach=True, open_new=True, new_status=RolloutStatus.PENDING)
-    if current.status in (RolloutStatus.PENDING, RolloutStatus.CONFIRMED):
+    if current.status is RolloutStatus.PENDING:
+        return Resolution(attach=True)
+    if current.status is RolloutStatus.CONFIRMED and (
+        not checksum or not current.base_checksum or checksum == current.base_checksum
+    ):
+        # A retry of the confirm-rollout that passed carries the same checksum; another one
+        # means the Canary started over (deleted and created again): a new rollout.
         return Resolution(attach=True)
     close = RolloutStatus.SUPERSEDED if current.status.is_open else None
     return Resolution(

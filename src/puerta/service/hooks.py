@@ -115,6 +115,13 @@ class HookService:
             )
         if res.open_new or current is None:
             status = res.new_status or RolloutStatus.PROGRESSING
+            # Flagger restarting the analysis for a newer revision (no confirm-rollout) keeps
+            # the release-train slot the superseded rollout had: it is the same departure.
+            restarted = (
+                current is not None
+                and res.close_current_as is RolloutStatus.SUPERSEDED
+                and hook is not HookType.CONFIRM_ROLLOUT
+            )
             return repo.insert_rollout(
                 conn,
                 canary_id=canary.id,
@@ -128,6 +135,8 @@ class HookService:
                 updated_at=now,
                 progressing_at=now if status is RolloutStatus.PROGRESSING else None,
                 finished_at=now if status in _TERMINAL else None,
+                released_at=current.released_at if restarted and current is not None else None,
+                confirmed_at=current.confirmed_at if restarted and current is not None else None,
             )
         changes: dict[str, Any] = {}
         if res.new_status is not None and res.new_status.value != current.status:

@@ -26,8 +26,9 @@ from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 
 from puerta.clock import Clock
+from puerta.domain.durations import format_duration
 from puerta.domain.rollouts import OPEN_STATUSES
-from puerta.load import LoadGenerator, LoadSpec, LoadStats
+from puerta.load import RATE_ERROR_KINDS, LoadGenerator, LoadSpec, LoadStats
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
@@ -40,8 +41,37 @@ def replica_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def stats_record(stats: LoadStats) -> dict[str, Any]:
-    return {**stats.as_dict(), "summary": stats.summary()}
+_TRANSPORT = ("timeout", "connect", "read", "other")
+_DEFAULT_IDLE = timedelta(minutes=10)
+
+
+def stats_record(stats: LoadStats, before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The figures to store: this segment's, with the counts of earlier segments added.
+
+    A test moves to another replica when its replica stops or dies; the new generator starts
+    from zero, so the counts (and the error rate the gate judges) are carried over from what
+    was stored. Latency percentiles and the achieved rate are those of the current segment.
+    """
+    record: dict[str, Any] = {**stats.as_dict(), "summary": stats.summary()}
+    if not before:
+        return record
+    for key in ("sent", "completed", "abandoned"):
+        record[key] = int(record.get(key, 0)) + int(before.get(key, 0))
+    for key in ("errors", "status_counts"):
+        merged = dict(before.get(key) or {})
+        for kind, count in (record.get(key) or {}).items():
+            merged[kind] = int(merged.get(kind, 0)) + int(count)
+        record[key] = merged
+    errors = record["errors"]
+    outcomes = record["completed"] + sum(errors.get(k, 0) for k in _TRANSPORT)
+    outcomes += errors.get("dropped", 0)
+    bad = sum(n for kind, n in errors.items() if kind in RATE_ERROR_KINDS)
+    record["error_rate"] = bad / outcomes if outcomes else 0.0
+    record["summary"] = (
+        f"{stats.summary()}; since the start: errors {record['error_rate']:.2%} "
+        f"of {outcomes} answers"
+    )
+    return record
 
 
 @dataclass
@@ -50,6 +80,8 @@ class _Owned:
     generator: LoadGenerator
     task: asyncio.Task[LoadStats]
     label: str
+    before: dict[str, Any] | None  # figures of earlier segments (another replica, earlier)
+    idle_limit: timedelta
 
 
 class LoadRunner:
@@ -129,7 +161,15 @@ class LoadRunner:
         )
         label = f"run {row.id} ({row.gate})"
         task = asyncio.create_task(generator.run(), name=f"puerta-load-{row.id}")
-        self._owned[row.id] = _Owned(row.id, generator, task, label)
+        idle = spec.get("idle_timeout_s")
+        self._owned[row.id] = _Owned(
+            row.id,
+            generator,
+            task,
+            label,
+            before=row.stats if row.segments > 0 else None,
+            idle_limit=timedelta(seconds=idle) if idle else _DEFAULT_IDLE,
+        )
         log.info(
             "load test started",
             run=row.id,
@@ -148,7 +188,7 @@ class LoadRunner:
             else:
                 await self._finish(owned, now, "finished", "duration elapsed", stats)
             return
-        stats = stats_record(owned.generator.snapshot())
+        stats = stats_record(owned.generator.snapshot(), owned.before)
         until = now + self.lease
         row = await self.db.write(
             lambda c: repo.renew_load_run(c, owned.run_id, self.replica, now, until, stats)
@@ -160,12 +200,18 @@ class LoadRunner:
         if row.rollout_status not in _OPEN:
             final = await self._halt(owned)
             await self._finish(owned, now, "stopped", f"rollout {row.rollout_status}", final)
+        elif now - row.rollout_updated_at > owned.idle_limit:
+            # Flagger stopped calling (a deleted canary, no post-rollout hook): do not load a
+            # canary nobody is analysing.
+            final = await self._halt(owned)
+            silent = format_duration(owned.idle_limit)
+            await self._finish(owned, now, "stopped", f"rollout silent for {silent}", final)
 
     async def _halt(self, owned: _Owned) -> dict[str, Any] | None:
         owned.generator.stop()
         self._owned.pop(owned.run_id, None)
         with contextlib.suppress(Exception):
-            return stats_record(await owned.task)
+            return stats_record(await owned.task, owned.before)
         return None
 
     async def _finish(
@@ -223,5 +269,7 @@ def _result(owned: _Owned) -> tuple[dict[str, Any] | None, str]:
     error = owned.task.exception()
     if error is not None:
         log.error("load generator failed", run=owned.run_id, error=repr(error))
-        return stats_record(owned.generator.snapshot()), f"generator failed: {error!r}"
-    return stats_record(owned.task.result()), ""
+        return stats_record(
+            owned.generator.snapshot(), owned.before
+        ), f"generator failed: {error!r}"
+    return stats_record(owned.task.result(), owned.before), ""

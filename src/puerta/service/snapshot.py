@@ -19,7 +19,12 @@ from puerta.domain.train import TrainConfig, TrainEntry, TrainState
 def current_rollout(row: Row[Any] | None) -> CurrentRollout | None:
     if row is None:
         return None
-    return CurrentRollout(seq=row.seq, status=RolloutStatus(row.status), revision=row.revision)
+    return CurrentRollout(
+        seq=row.seq,
+        status=RolloutStatus(row.status),
+        revision=row.revision,
+        base_checksum=row.base_checksum,
+    )
 
 
 def rollout_view(row: Row[Any] | None) -> RolloutView | None:

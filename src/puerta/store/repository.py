@@ -366,7 +366,11 @@ def renew_load_run(
     if result.rowcount != 1:
         return None
     query = (
-        select(load_runs, rollouts.c.status.label("rollout_status"))
+        select(
+            load_runs,
+            rollouts.c.status.label("rollout_status"),
+            rollouts.c.updated_at.label("rollout_updated_at"),
+        )
         .select_from(
             load_runs.join(
                 rollouts,

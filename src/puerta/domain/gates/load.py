@@ -78,6 +78,11 @@ class LoadOptions(GateOptions):
     min_requests: int = Field(
         default=100, ge=1, description="judge the criteria only after this many answers"
     )
+    idle_timeout: str = Field(
+        default="10m",
+        description="stop when the rollout has not been heard of for this long (Flagger "
+        "stopped calling: a deleted canary, no post-rollout hook)",
+    )
 
     @field_validator("url")
     @classmethod
@@ -92,7 +97,7 @@ class LoadOptions(GateOptions):
                 )
         return value
 
-    @field_validator("duration", "timeout")
+    @field_validator("duration", "timeout", "idle_timeout")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None and parse_duration(value).total_seconds() <= 0:
@@ -124,6 +129,7 @@ class LoadGate:
             "headers": dict(o.headers),
             "body": o.body,
             "timeout_s": parse_duration(o.timeout).total_seconds(),
+            "idle_timeout_s": parse_duration(o.idle_timeout).total_seconds(),
         }
 
     def evaluate(self, ctx: GateContext) -> GateResult:
