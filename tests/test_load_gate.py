@@ -125,6 +125,9 @@ def test_one_load_test_per_rollout_reported_and_stopped(puerta: Puerta, target: 
     report = rollout(puerta, target)
     assert report.status_code == 200
     assert "load test smoke: " in report.text and "req/s" in report.text
+    page = puerta.http.get("/ui/canaries/staging/podinfo").text
+    assert "Load tests of the current rollout" in page
+    assert f"GET {target.url}/podinfo</code> at 200" in page
 
     puerta.hook("post-rollout", namespace="staging", checksum="85d557f47b", phase="Succeeded")
     until(lambda: load_tests(puerta)[0]["status"] == "stopped")

@@ -210,6 +210,7 @@ def load_environment(
 class CanaryView:
     card: CanaryCard
     history: list[schemas.Rollout]
+    load_tests: list[schemas.LoadTest] = field(default_factory=list)  # of the current rollout
 
     @property
     def canary(self) -> schemas.Canary:
@@ -227,4 +228,9 @@ def load_canary(conn: Connection, namespace: str, name: str) -> CanaryView | Non
     rows = repo.rollout_history(conn, row.id, HISTORY_LIMIT)
     history = [r for r in (rollout_from(h) for h in rows) if r is not None]
     current = history[0] if rows and rows[0].id == row.current_rollout_id else None
-    return CanaryView(card_from(schemas.Canary(**canary_from(row, current))), history)
+    loads = repo.load_runs_of(conn, row.id, current.seq) if current is not None else []
+    return CanaryView(
+        card_from(schemas.Canary(**canary_from(row, current))),
+        history,
+        [schemas.LoadTest.model_validate(load) for load in loads],
+    )

@@ -49,7 +49,7 @@ class AdminService:
         self.clock = clock
 
     def _canary(self, conn: Connection, namespace: str, name: str) -> Row[Any]:
-        canary = repo.find_canary(conn, namespace, name)
+        canary = repo.find_canary(conn, namespace, name, lock=True)
         if canary is None:
             raise NotFound(f"canary {namespace}/{name} has never called Puerta")
         return canary

@@ -72,9 +72,13 @@ def lock_canary(conn: Connection, namespace: str, name: str, now: datetime) -> R
     return locked
 
 
-def find_canary(conn: Connection, namespace: str, name: str) -> Row[Any] | None:
-    """The canary's row (locked on PostgreSQL when inside a write transaction)."""
-    locked = conn.dialect.name == "postgresql" and conn.in_transaction()
+def find_canary(
+    conn: Connection, namespace: str, name: str, *, lock: bool = False
+) -> Row[Any] | None:
+    """The canary's row; ``lock`` (writers only) holds its row lock on PostgreSQL, so an admin
+    action and a hook call on the same canary take turns. Readers never lock: a polled page
+    must not make a hook call wait."""
+    locked = lock and conn.dialect.name == "postgresql"
     query = _CANARY_BY_NAME_LOCKED if locked else _CANARY_BY_NAME
     return conn.execute(query, {"ns": namespace, "n": name}).one_or_none()
 
