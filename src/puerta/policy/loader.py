@@ -18,6 +18,7 @@ from puerta.domain.gates import gate_types
 from puerta.errors import ConfigError
 from puerta.policy.errors import SUBPATH_MARK
 from puerta.policy.model import CompiledPolicy, Policy
+from puerta.yaml_locations import line_of, render_path
 
 
 def load_policy(path: str | Path) -> CompiledPolicy:
@@ -60,8 +61,8 @@ def _format_errors(exc: ValidationError, root: yaml.Node | None, source: str) ->
         if message.startswith(SUBPATH_MARK):
             sub, _, message = message[1:].partition(SUBPATH_MARK)
             loc = loc + _split_subpath(sub)
-        path = _render(loc) or "(top level)"
-        line = _line_of(root, loc)
+        path = render_path(loc) or "(top level)"
+        line = line_of(root, loc)
         where = f"{source}:{line}" if line else source
         problems.append(f"{where}: {path}: {message}")
     return problems
@@ -108,38 +109,3 @@ def _split_subpath(sub: str) -> list[Any]:
             parts.append(int(number))
             rest = rest.removeprefix("[")
     return parts
-
-
-def _render(loc: list[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _line_of(root: yaml.Node | None, loc: list[Any]) -> int | None:
-    """The 1-based line of the deepest node of ``loc`` that exists in the YAML document."""
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = None
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    found = (key, value)
-                    break
-            if found is None:
-                return line
-            line = found[0].start_mark.line + 1
-            node = found[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line

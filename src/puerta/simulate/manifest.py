@@ -14,7 +14,6 @@ cannot call it and assumes it passes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from puerta.domain.hooks import HOOK_NAMES, HookType
 from puerta.errors import PuertaError
+from puerta.yaml_locations import line_of, render_path
 
 API_GROUP = "flagger.app/"
 API_VERSION = "flagger.app/v1beta1"
@@ -397,8 +397,8 @@ def _format_errors(exc: ValidationError, root: yaml.Node | None, source: str) ->
     problems = []
     for error in exc.errors(include_url=False):
         loc = list(error["loc"])
-        path = _render(loc) or "(document)"
-        line = _line_of(root, loc)
+        path = render_path(loc) or "(document)"
+        line = line_of(root, loc)
         where = f"{source}:{line}" if line else source
         problems.append(f"{where}: {path}: {_message(error)}")
     return problems
@@ -414,37 +414,3 @@ def _message(error: Any) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     return message
-
-
-def _render(loc: list[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _children(node: yaml.Node, part: Any) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                yield key, value
-    elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        child = node.value[part]
-        yield child, child
-
-
-def _line_of(root: yaml.Node | None, loc: list[Any]) -> int | None:
-    """The 1-based line of the deepest node of ``loc`` present in the document."""
-    if root is None:
-        return None
-    node, line = root, root.start_mark.line + 1
-    for part in loc:
-        found = next(_children(node, part), None)
-        if found is None:
-            break
-        line = found[0].start_mark.line + 1
-        node = found[1]
-    return line
