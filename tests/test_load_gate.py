@@ -14,9 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 
-from conftest import Puerta
+from conftest import Puerta, serve_in_thread
 from puerta.clock import ManualClock
 from puerta.service.load_runner import LoadRunner
 from puerta.store.db import Database
@@ -49,19 +48,9 @@ class Target:
 @pytest.fixture
 def target() -> Iterator[Target]:
     app = Target()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.01)
-    app.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    try:
+    with serve_in_thread(app, lifespan="off") as url:
+        app.url = url
         yield app
-    finally:
-        server.should_exit = True
-        thread.join(5)
 
 
 POLICY = """

@@ -3,14 +3,12 @@ halts and rollbacks."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
-from conftest import ADMIN, APPROVER, VIEWER, Puerta
+from conftest import ADMIN, APPROVER, VIEWER, Puerta, serve_in_thread
 from puerta.cli.main import app as cli
 
 OLD, NEW = "6d9d8b5c7f", "85d557f47b"
@@ -214,20 +212,8 @@ def live(puerta: Puerta) -> Iterator[str]:
     Hooks still go through ``puerta``; the two apps share nothing but the database, as two
     replicas would.
     """
-    config = uvicorn.Config(
-        puerta.build_app(), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
+    with serve_in_thread(puerta.build_app()) as url:
+        yield url
 
 
 def test_cli_status_approve_and_audit(puerta: Puerta, live: str) -> None:

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from ui_helpers import NEW, OLD, local
 
-from conftest import ADMIN, APPROVER, EXAMPLE_POLICY, VIEWER, Puerta
+from conftest import ADMIN, APPROVER, EXAMPLE_POLICY, VIEWER, Puerta, serve_in_thread
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -79,20 +77,8 @@ def browser() -> Iterator[Browser]:
 def live(puerta: Puerta) -> Iterator[str]:
     """A second Puerta on the same database and clock, on a real socket, polled every second."""
     puerta.environ["PUERTA_UI_REFRESH_SECONDS"] = "1"
-    config = uvicorn.Config(
-        puerta.build_app(), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
+    with serve_in_thread(puerta.build_app()) as url:
+        yield url
 
 
 @pytest.fixture
