@@ -39,7 +39,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -49,8 +48,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
+
+from processes import Processes, free_port, raise_interrupt
 
 BENCH = Path(__file__).resolve().parent
 POLICY = BENCH / "policy.yaml"
@@ -65,51 +65,6 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
-
-
-class Processes:
-    """Every child this script starts, each in its own session (so Ctrl-C reaches only this
-    script, which then stops them in order) and stopped by process group (so a ``wrk`` started
-    by ``loadgen.py`` goes too)."""
-
-    def __init__(self) -> None:
-        self._procs: list[subprocess.Popen[Any]] = []
-
-    def start(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        proc: subprocess.Popen[Any] = subprocess.Popen(list(cmd), start_new_session=True, **kwargs)
-        self._procs.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
-        """SIGTERM the process group, SIGKILL it after ``grace`` seconds."""
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
-        if proc in self._procs:
-            self._procs.remove(proc)
-
-    def stop_all(self) -> None:
-        for proc in reversed(list(self._procs)):
-            self.stop(proc, grace=5.0)
-
-
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_healthy(proc: subprocess.Popen[Any], port: int, log: Path, limit_s: float = 30.0) -> None:
@@ -571,7 +526,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _raise_interrupt)
+        signal.signal(signum, raise_interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="puerta-bench-"))
     db_path = tmp / "puerta.db"
     puerta_log = tmp / "puerta.log"

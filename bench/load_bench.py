@@ -35,8 +35,9 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
+
+from processes import Processes, free_port, raise_interrupt
 
 RATES = (200, 500, 1000)
 RATE_TOLERANCE = 0.05
@@ -104,60 +105,6 @@ def child(url: str, rate: float | None, concurrency: int, seconds: float) -> Non
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
-
-
-class Processes:
-    """Every child started, each in its own session (Ctrl-C reaches only this script, which
-    then stops them) and stopped by process group (nginx's worker goes with its master)."""
-
-    def __init__(self) -> None:
-        self._procs: list[subprocess.Popen[Any]] = []
-
-    def start(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        proc: subprocess.Popen[Any] = subprocess.Popen(list(cmd), start_new_session=True, **kwargs)
-        self._procs.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
-        if proc in self._procs:
-            self._procs.remove(proc)
-
-    def stop_all(self) -> None:
-        for proc in reversed(list(self._procs)):
-            self.stop(proc)
-
-    def run(self, cmd: Sequence[str], limit_s: float) -> str:
-        """Run to completion and return stdout (stderr passes through)."""
-        proc = self.start(cmd, stdout=subprocess.PIPE, text=True)
-        try:
-            out, _ = proc.communicate(timeout=limit_s)
-        finally:
-            self.stop(proc)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
-        return str(out)
-
-
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("needs nginx and hey: apt-get install -y nginx-light hey", file=sys.stderr)
         return 2
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _raise_interrupt)
+        signal.signal(signum, raise_interrupt)
     procs = Processes()
     tmp = Path(tempfile.mkdtemp(prefix="puerta-load-bench-"))
     started = dt.datetime.now(dt.UTC)
