@@ -21,7 +21,7 @@ def _schemathesis() -> list[str]:
     return [found]
 
 
-def test_no_5xx_and_answers_match_the_schema(puerta: Puerta) -> None:
+def test_no_5xx_and_answers_match_the_schema(puerta: Puerta, tmp_path: Path) -> None:
     command = _schemathesis()
     with serve_in_thread(puerta.build_app()) as url:
         result = subprocess.run(
