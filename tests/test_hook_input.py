@@ -174,3 +174,44 @@ def test_parsing_any_input_either_accepts_or_names_the_problem(raw: bytes) -> No
             } or str(exc).startswith("metadata.")
         else:
             assert payload.name and payload.namespace
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (
+            '{"name": "podinfo", "namespace": "test", "phase": "Progr\\u0000essing"}',
+            "phase: contains a NUL character",
+        ),
+        (
+            '{"name": "podinfo", "namespace": "test", "checksum": "\\ud8a1"}',
+            "checksum: is not valid Unicode (an unpaired surrogate)",
+        ),
+        (
+            '{"name": "podinfo", "namespace": "test", "metadata": {"k": "a\\u0000b"}}',
+            "metadata.k: contains a NUL character",
+        ),
+    ],
+)
+def test_text_that_cannot_be_stored_is_a_400(puerta: Puerta, body: str, reason: str) -> None:
+    """PostgreSQL refuses NUL characters and unpaired surrogates: a 400, not a 503."""
+    before = stored_state(puerta)
+    response = puerta.http.post(
+        "/hooks/pre-rollout", content=body, headers={"content-type": "application/json"}
+    )
+    assert (response.status_code, response.text) == (400, reason)
+    assert stored_state(puerta) == before
+
+
+def test_api_parameters_that_cannot_be_stored_are_a_400(puerta: Puerta) -> None:
+    from conftest import ADMIN, VIEWER
+
+    audit = puerta.api("GET", "/audit", token=VIEWER, params={"actor": "a\x00b"})
+    assert (audit.status_code, audit.json()["detail"]) == (400, "actor: contains a NUL character")
+    canary = puerta.api("GET", "/canaries/prod/a%00b")
+    assert canary.status_code == 400
+    freeze = puerta.api(
+        "POST", "/freezes", token=ADMIN, json={"environment": "production", "reason": "x\x00"}
+    )
+    assert freeze.status_code == 400
+    assert "contains a NUL character" in freeze.json()["detail"]

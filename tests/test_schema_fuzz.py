@@ -37,6 +37,7 @@ def test_no_5xx_and_answers_match_the_schema(puerta: Puerta, tmp_path: Path) -> 
                 "25",
                 "--seed",
                 "20261126",
+                "--generation-deterministic",
                 "--no-color",
             ],
             capture_output=True,

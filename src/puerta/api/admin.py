@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from puerta.api import schemas
 from puerta.api.auth import Principal, Role, bearer_principal, require
 from puerta.api.instants import check_instant
+from puerta.api.text_guard import storable_parameters
 from puerta.api.views import canary_from, rollout_from
 from puerta.errors import BadRequest, NotFound
 from puerta.metrics import Metrics
@@ -25,7 +26,10 @@ from puerta.service.admin import ActionResult, AdminService
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+#: the largest row id a database stores (a 64-bit integer)
+MAX_ID = 2**63 - 1
+
+router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[Depends(storable_parameters)])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.Problem, "description": "missing or unknown token"},
@@ -232,7 +236,7 @@ async def audit(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> schemas.AuditPage:
     """Hook calls and admin actions, newest first. Needs a token (viewer or above)."""
     name = None

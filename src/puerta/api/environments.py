@@ -11,13 +11,16 @@ from puerta.api import schemas
 from puerta.api.admin import ACTION_ERRORS, ERRORS, count_action, reader
 from puerta.api.auth import Principal, Role, require
 from puerta.api.instants import check_instant
+from puerta.api.text_guard import storable_parameters
 from puerta.errors import BadRequest
 from puerta.policy.model import CompiledPolicy
 from puerta.service.admin import AdminService
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
-router = APIRouter(prefix="/api/v1", tags=["environments"])
+router = APIRouter(
+    prefix="/api/v1", tags=["environments"], dependencies=[Depends(storable_parameters)]
+)
 
 
 def admin_role(request: Request) -> Principal:

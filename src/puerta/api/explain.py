@@ -12,11 +12,12 @@ from puerta.api import schemas
 from puerta.api.admin import ERRORS, reader
 from puerta.api.auth import Principal
 from puerta.api.instants import check_instant
+from puerta.api.text_guard import storable_parameters
 from puerta.domain.hooks import FlaggerPayload, HookType, parse_payload
 from puerta.errors import BadRequest
 from puerta.service.explain import HYPOTHETICAL_ID, ExplainService
 
-router = APIRouter(prefix="/api/v1", tags=["explain"])
+router = APIRouter(prefix="/api/v1", tags=["explain"], dependencies=[Depends(storable_parameters)])
 
 
 def _payload(canary: str, metadata: list[str]) -> FlaggerPayload:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from puerta.domain.hooks import HookType
+from puerta.text import StorableStr
 
 
 class _Out(BaseModel):
@@ -85,7 +86,7 @@ class CanaryList(_Out):
 
 class ActionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="", max_length=2000)
+    reason: StorableStr = Field(default="", max_length=2000)
 
 
 class ApproveRequest(ActionRequest):
@@ -101,7 +102,7 @@ class ApproveRequest(ActionRequest):
 
 
 class RequiredReasonRequest(ActionRequest):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: StorableStr = Field(min_length=1, max_length=2000)
 
 
 class ActionResponse(_Out):
@@ -151,11 +152,11 @@ class Problem(BaseModel):
 
 class FreezeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    environment: str = Field(min_length=1)
-    reason: str = Field(min_length=1, max_length=2000)
+    environment: StorableStr = Field(min_length=1)
+    reason: StorableStr = Field(min_length=1, max_length=2000)
     until: datetime | None = Field(default=None, description="ends by itself then (with zone)")
     starts_at: datetime | None = Field(default=None, description="default: now (with zone)")
-    namespaces: list[str] = Field(
+    namespaces: list[StorableStr] = Field(
         default_factory=list, description="globs; empty: the whole environment"
     )
 
@@ -179,8 +180,10 @@ class FreezeList(_Out):
 
 class UnfreezeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="", max_length=2000)
-    freeze_id: int | None = Field(default=None, description="lift only this one")
+    reason: StorableStr = Field(default="", max_length=2000)
+    freeze_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="lift only this one"
+    )
 
 
 class UnfreezeResponse(_Out):

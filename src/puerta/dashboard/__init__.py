@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from puerta.api.text_guard import storable_parameters
 from puerta.dashboard import actions, login, pages
 from puerta.dashboard.errors import LoginRequired, PageError
 from puerta.dashboard.render import STATIC_DIR, STATIC_PREFIX
 from puerta.dashboard.responses import login_required, page_error
 from puerta.dashboard.state import DashboardState
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(
+    prefix="/ui", include_in_schema=False, dependencies=[Depends(storable_parameters)]
+)
 router.include_router(pages.router)
 router.include_router(actions.router)
 router.include_router(login.router)

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 from fastapi import Request
 
 from puerta.dashboard.errors import PageError
+from puerta.text import text_problem
 
 MAX_FORM_BYTES = 16 * 1024
 MAX_FIELDS = 20
@@ -52,4 +53,9 @@ async def read_form(request: Request) -> Form:
         )
     except (UnicodeDecodeError, ValueError) as exc:
         raise PageError(400, "Bad form", "the form could not be read") from exc
+    for name, value in pairs:
+        if text_problem(name) or text_problem(value):
+            raise PageError(
+                400, "Bad form", f"the field {name[:40]!r} holds text that cannot be stored"
+            )
     return Form(dict(pairs))

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from puerta.errors import BadRequest
+from puerta.text import check_text
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -109,7 +110,7 @@ def _string_field(body: dict[str, Any], key: str, *, required: bool) -> str:
         return ""
     if not isinstance(value, str):
         raise BadRequest(f"{key}: must be a string, got {type(value).__name__}")
-    return value
+    return check_text(value, key)
 
 
 def parse_payload(raw: bytes, hook: HookType) -> FlaggerPayload:
@@ -149,9 +150,10 @@ def parse_payload(raw: bytes, hook: HookType) -> FlaggerPayload:
                 f"metadata: must be an object of strings, got {type(raw_metadata).__name__}"
             )
         for key, value in raw_metadata.items():
+            check_text(key, "metadata")
             if not isinstance(value, str):
                 raise BadRequest(f"metadata.{key}: must be a string, got {type(value).__name__}")
-            metadata[key] = value
+            metadata[key] = check_text(value, f"metadata.{key}")
 
     if hook is HookType.EVENT:
         _check_event_metadata(metadata)
