@@ -168,31 +168,13 @@ async def test_takeover_when_a_replica_dies_and_hand_back_on_shutdown(
     B stops gracefully and hands the test back."""
     from puerta.store import repository as repo
 
-    clock = ManualClock(
-        __import__("datetime").datetime(2026, 11, 26, 10, 0, tzinfo=__import__("datetime").UTC)
+    db, clock = await _seeded_runner(
+        database_url,
+        target,
+        stats=None,
+        segments=0,
+        spec={"url": target.url, "rate": 100, "concurrency": 2},
     )
-    db = Database(database_url)
-    await db.migrate()
-    now = clock.now()
-
-    def seed(conn: Any) -> None:
-        canary = repo.lock_canary(conn, "staging", "podinfo", now)
-        repo.insert_rollout(
-            conn, canary_id=canary.id, seq=1, status="progressing", started_at=now, updated_at=now
-        )
-        repo.insert_load_run(
-            conn,
-            canary_id=canary.id,
-            rollout_seq=1,
-            gate="smoke",
-            spec={"url": target.url, "rate": 100, "concurrency": 2},
-            status="running",
-            created_at=now,
-            updated_at=now,
-            segments=0,
-        )
-
-    await db.write(seed)
     a = LoadRunner(db, clock, replica="a", lease=timedelta(seconds=15))
     b = LoadRunner(db, clock, replica="b", lease=timedelta(seconds=15))
     try:

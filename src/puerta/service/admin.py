@@ -140,56 +140,63 @@ class AdminService:
         return await self.db.write(work)
 
     async def rollback(self, namespace: str, name: str, *, actor: str, reason: str) -> ActionResult:
-        def work(conn: Connection) -> ActionResult:
-            now = self.clock.now()
-            canary = self._canary(conn, namespace, name)
-            rollout = self._open_rollout(conn, canary)
-            if rollout is None:
-                raise Conflict(f"{namespace}/{name} has no rollout in progress to roll back")
-            repo.insert_manual_action(
-                conn,
-                canary_id=canary.id,
-                rollout_seq=rollout.seq,
-                action="rollback",
-                hook=None,
-                actor=actor,
-                reason=reason,
-                created_at=now,
-            )
-            message = (
-                f"rollback requested for rollout #{rollout.seq}: the rollback hook answers 200 "
-                "on Flagger's next check"
-            )
-            self._audit(conn, "rollback", canary, actor, reason, rollout.seq, message, {})
-            return ActionResult("rollback", namespace, name, message, rollout.seq)
-
-        return await self.db.write(work)
+        return await self._rollout_action(
+            namespace,
+            name,
+            "rollback",
+            actor=actor,
+            reason=reason,
+            nothing="has no rollout in progress to roll back",
+            done="rollback requested for rollout #{seq}: the rollback hook answers 200 on "
+            "Flagger's next check",
+        )
 
     async def override(self, namespace: str, name: str, *, actor: str, reason: str) -> ActionResult:
         """Break-glass: the waiting rollout passes windows, freezes and the release train."""
+        return await self._rollout_action(
+            namespace,
+            name,
+            "override",
+            actor=actor,
+            reason=reason,
+            nothing="has no rollout waiting or in progress",
+            done="override for rollout #{seq}: windows, freezes and the release train no longer "
+            "hold it (manual approvals and halts still do)",
+        )
+
+    async def _rollout_action(
+        self,
+        namespace: str,
+        name: str,
+        action: str,
+        *,
+        actor: str,
+        reason: str,
+        nothing: str,
+        done: str,
+    ) -> ActionResult:
+        """Record ``action`` for the canary's open rollout (409 ``nothing`` when there is none)
+        and audit it; ``done`` (with ``{seq}``) is what the caller is told."""
 
         def work(conn: Connection) -> ActionResult:
             now = self.clock.now()
             canary = self._canary(conn, namespace, name)
             rollout = self._open_rollout(conn, canary)
             if rollout is None:
-                raise Conflict(f"{namespace}/{name} has no rollout waiting or in progress")
+                raise Conflict(f"{namespace}/{name} {nothing}")
             repo.insert_manual_action(
                 conn,
                 canary_id=canary.id,
                 rollout_seq=rollout.seq,
-                action="override",
+                action=action,
                 hook=None,
                 actor=actor,
                 reason=reason,
                 created_at=now,
             )
-            message = (
-                f"override for rollout #{rollout.seq}: windows, freezes and the release train "
-                "no longer hold it (manual approvals and halts still do)"
-            )
-            self._audit(conn, "override", canary, actor, reason, rollout.seq, message, {})
-            return ActionResult("override", namespace, name, message, rollout.seq)
+            message = done.format(seq=rollout.seq)
+            self._audit(conn, action, canary, actor, reason, rollout.seq, message, {})
+            return ActionResult(action, namespace, name, message, rollout.seq)
 
         return await self.db.write(work)
 
