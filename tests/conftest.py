@@ -14,7 +14,6 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from fakes.server import serve_in_thread  # noqa: F401  (re-exported for tests)
 from puerta.app import create_app
 from puerta.clock import ManualClock
 from puerta.policy import parse_policy
@@ -204,26 +204,3 @@ def puerta(database_url: str, policy_text: str, clock: ManualClock) -> Iterator[
         yield app
     finally:
         app.stop()
-
-
-@contextmanager
-def serve_in_thread(app: Any, *, lifespan: str = "on") -> Iterator[str]:
-    """Serve an ASGI app on a real socket (uvicorn in a thread, port 0); yields its URL."""
-    import threading
-
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        thread.join(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
