@@ -29,6 +29,20 @@ def retry_after(response: httpx.Response, now: datetime | None = None) -> float 
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def flatten(value: Any) -> str:
+    """Structured error details as one line: GitLab's ``{"base": ["Reference not found"],
+    "ref": ["is invalid"]}`` -> ``Reference not found; ref: is invalid``."""
+    if isinstance(value, dict):
+        items = []
+        for key, inner in value.items():
+            text = flatten(inner)
+            items.append(text if key == "base" else f"{key}: {text}")
+        return "; ".join(items)
+    if isinstance(value, list | tuple):
+        return ", ".join(flatten(item) for item in value)
+    return str(value)
+
+
 def error_message(response: httpx.Response) -> str:
     """The provider's own message from an error body, shortened to one line."""
     text = ""
@@ -43,7 +57,7 @@ def error_message(response: httpx.Response) -> str:
                 text = value
                 break
             if isinstance(value, dict | list) and value:
-                text = str(value)
+                text = flatten(value)
                 break
     if not text:
         text = response.text

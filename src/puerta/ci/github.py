@@ -1,0 +1,491 @@
+"""GitHub Actions: start a ``workflow_dispatch`` run, follow it, cancel it.
+
+GitHub only recently learnt to answer a dispatch with the run's id (``return_run_details``);
+github.com and newer GitHub Enterprise Server answer 200 with it, older servers answer 204 with
+no body or refuse the flag outright. Without an id the run is found later by listing the
+workflow's runs and matching :attr:`Target.correlation` against the ``display_title``, which is
+only possible when the workflow echoes a Puerta input in its ``run-name``.
+
+Rate limiting is GitHub's own: besides 429 it answers **403** with ``retry-after`` (secondary
+limits) or with ``x-ratelimit-remaining: 0`` plus ``x-ratelimit-reset`` (primary limit). Those
+become :class:`RateLimited`; any other 403 is a refusal (:class:`PermanentError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Generator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from puerta.ci import http
+from puerta.ci.base import (
+    Part,
+    PermanentError,
+    ProviderError,
+    RateLimited,
+    RunRef,
+    RunState,
+    RunStatus,
+    Target,
+    TransientError,
+)
+
+PROVIDER = "github"
+API_VERSION = "2022-11-28"  # the version whose dispatch schema knows ``return_run_details``
+MAX_INPUTS = 25  # GitHub refuses a dispatch with more inputs
+
+_SEARCH_MARGIN = timedelta(minutes=1)  # clocks differ; a run is never created before dispatch
+_PER_PAGE = 100
+_MAX_PAGES = 10  # GitHub caps filtered run lists at 1,000 results
+_SECONDARY_WAIT = 60.0  # GitHub: "otherwise, wait for at least one minute"
+
+_WAITING = frozenset({"requested", "queued", "pending", "waiting"})
+_FAILED = frozenset({"failure", "timed_out", "startup_failure", "action_required", "stale"})
+_NOT_A_SUCCESS = frozenset({"neutral", "skipped"})  # GitHub's "didn't fail"; a gate needs a pass
+_FAILED_JOB = frozenset({"failure", "timed_out", "startup_failure", "action_required"})
+_WEBHOOK_ACTIONS = frozenset({"requested", "in_progress", "completed"})
+
+
+# ---- status words -> RunState (pure, shared by polling and the webhook) --------------------
+
+
+def run_state(status: str | None, conclusion: str | None) -> RunState:
+    """Map a run's (or job's) ``status``/``conclusion`` to a :class:`RunState`.
+
+    Anything unknown after ``completed`` is a failure: an E2E gate must never pass on a word
+    it does not understand. An unknown status before completion counts as running.
+    """
+    if status in _WAITING:
+        return RunState.QUEUED
+    if status != "completed":
+        return RunState.RUNNING
+    if conclusion == "success":
+        return RunState.SUCCEEDED
+    if conclusion == "cancelled":
+        return RunState.CANCELED
+    return RunState.FAILED
+
+
+def _raw(status: str | None, conclusion: str | None) -> str:
+    """GitHub's own words for the history: ``completed/failure``, or the status alone."""
+    return f"{status}/{conclusion}" if conclusion else str(status)
+
+
+def _title(run: Mapping[str, Any]) -> str:
+    """``workflow "E2E" run 42``: how reasons name a run."""
+    name = run.get("name") or "workflow"
+    number = run.get("run_number") or run.get("id")
+    return f'workflow "{name}" run {number}'
+
+
+def _reason(run: Mapping[str, Any], state: RunState) -> str:
+    """One line for people, ending with the run's link where there is one."""
+    status, conclusion = run.get("status"), run.get("conclusion")
+    link = f": {run['html_url']}" if run.get("html_url") else ""
+    title = _title(run)
+    if state is RunState.QUEUED:
+        return f"{title} is {status}{link}"
+    if state is RunState.RUNNING:
+        return f"{title} is in progress{link}"
+    if state is RunState.SUCCEEDED:
+        return f"{title} succeeded{link}"
+    if state is RunState.CANCELED:
+        return f"{title} was cancelled{link}"
+    if conclusion in _NOT_A_SUCCESS:
+        return f"{title} failed ({conclusion}; the gate needs a success){link}"
+    return f"{title} failed ({conclusion or 'no conclusion'}){link}"
+
+
+def run_status(run: Mapping[str, Any]) -> RunStatus:
+    """The :class:`RunStatus` of one workflow-run object (REST or webhook), without jobs."""
+    status, conclusion = run.get("status"), run.get("conclusion")
+    state = run_state(status, conclusion)
+    return RunStatus(
+        state=state,
+        raw=_raw(status, conclusion),
+        reason=_reason(run, state),
+        url=run.get("html_url"),
+    )
+
+
+def parse_workflow_run_event(body: Mapping[str, Any]) -> tuple[str, RunStatus] | None:
+    """(run id, status) from a ``workflow_run`` webhook payload; None for anything else.
+
+    Signatures are checked by the webhook route, not here. Jobs are not looked up (a
+    webhook handler should answer fast); a poll names the failed jobs.
+    """
+    if body.get("action") not in _WEBHOOK_ACTIONS:
+        return None
+    run = body.get("workflow_run")
+    if not isinstance(run, Mapping) or run.get("id") is None:
+        return None
+    return str(run["id"]), run_status(run)
+
+
+def _job_parts(jobs: Sequence[Mapping[str, Any]]) -> tuple[Part, ...]:
+    """Jobs as :class:`Part`s; ``status`` is the conclusion once there is one."""
+    return tuple(
+        Part(
+            name=str(job.get("name") or job.get("id")),
+            status=str(job.get("conclusion") or job.get("status")),
+            state=run_state(job.get("status"), job.get("conclusion")),
+            url=job.get("html_url"),
+        )
+        for job in jobs
+    )
+
+
+def _failure_reason(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]]) -> str | None:
+    """``workflow "E2E" run 42 failed (job "playwright" failure): <job link>``, if jobs failed."""
+    failed = [job for job in jobs if job.get("conclusion") in _FAILED_JOB]
+    if not failed:
+        return None
+    named = ", ".join(f'"{job.get("name")}" {job.get("conclusion")}' for job in failed)
+    noun = "job" if len(failed) == 1 else "jobs"
+    link = failed[0].get("html_url") or run.get("html_url")
+    return f"{_title(run)} failed ({noun} {named})" + (f": {link}" if link else "")
+
+
+# ---- plumbing ------------------------------------------------------------------------------
+
+
+class _Observed(httpx.Auth):
+    """Adds the bearer token and keeps the final answer of one call.
+
+    ``http.request`` turns a 403 into a PermanentError without its headers; keeping the
+    response here lets :meth:`GitHubActions._call` tell GitHub's rate-limit 403 from a
+    refusal. One instance per call, so concurrent calls never share it.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+        self.response: httpx.Response | None = None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        self.response = yield request
+
+
+def _iso(instant: datetime) -> str:
+    """``2026-03-02T10:00:00Z``: the form GitHub's ``created`` search qualifier takes."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_instant(value: str | None) -> datetime | None:
+    """An ISO-8601 instant (naive means UTC); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object; anything else is treated as an outage, never a pass."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise TransientError(
+            f"{PROVIDER}: HTTP {response.status_code} without a JSON body",
+            status=response.status_code,
+        ) from exc
+    if not isinstance(body, dict):
+        raise TransientError(
+            f"{PROVIDER}: HTTP {response.status_code}: expected a JSON object",
+            status=response.status_code,
+        )
+    return body
+
+
+def _split_repo(project: str) -> tuple[str, str]:
+    """``owner/repo`` -> (owner, repo); anything else is a policy mistake."""
+    parts = project.strip().split("/")
+    if len(parts) != 2 or not all(parts):
+        raise PermanentError(f'{PROVIDER}: project must be "owner/repo", got {project!r}')
+    return parts[0], parts[1]
+
+
+def _repo_path(project: str) -> str:
+    owner, repo = _split_repo(project)
+    return f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
+
+
+def _branch_filter(ref: str | None, is_tag: bool) -> str | None:
+    """The ``branch`` filter for the run list (runs on a tag are not filtered by branch)."""
+    if not ref or is_tag or ref.startswith("refs/tags/"):
+        return None
+    return ref.removeprefix("refs/heads/")
+
+
+def _rejects_flag(exc: PermanentError) -> bool:
+    """Older GHES refuse ``return_run_details`` (400/422 naming it): retry without the flag."""
+    return exc.status in (400, 422) and "return_run_details" in str(exc)
+
+
+class GitHubActions:
+    """A :class:`~puerta.ci.base.CiProvider` for GitHub Actions (github.com or Enterprise).
+
+    ``base_url`` is ``https://api.github.com`` or an Enterprise ``https://host/api/v3``.
+    ``clock`` (UTC instants) stamps triggers and turns ``x-ratelimit-reset`` into a wait.
+    The token only ever goes into the Authorization header.
+    """
+
+    kind: str = PROVIDER
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str = "https://api.github.com",
+        token: str,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("GitHubActions needs a token")
+        self._client = client
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def __repr__(self) -> str:  # never show the token
+        return f"GitHubActions(base_url={self._base_url!r})"
+
+    # ---- the CiProvider contract -------------------------------------------------------
+
+    async def trigger(self, target: Target) -> RunRef:
+        """Dispatch the workflow; the ref carries the run id when the server returns one."""
+        workflow, ref = self._check_target(target)
+        path = f"{_repo_path(target.project)}/actions/workflows/{quote(workflow, safe='')}"
+        body: dict[str, Any] = {"ref": ref, "inputs": dict(target.parameters)}
+        triggered_at = _iso(self._clock())
+        try:
+            response = await self._call(
+                "POST", f"{path}/dispatches", json={**body, "return_run_details": True}
+            )
+        except PermanentError as exc:
+            if not _rejects_flag(exc):
+                raise
+            response = await self._call("POST", f"{path}/dispatches", json=body)
+        data = {"repo": target.project, "workflow": workflow}
+        return self._dispatched(response, triggered_at, data)
+
+    async def status(self, ref: RunRef, target: Target) -> RunStatus:
+        """Poll the run (finding it first when the dispatch gave no id)."""
+        repo = ref.data.get("repo") or target.project
+        if ref.id is None:
+            return await self._status_by_correlation(ref, target, repo)
+        response = await self._call(
+            "GET", f"{_repo_path(repo)}/actions/runs/{quote(ref.id, safe='')}"
+        )
+        run = _json_object(response)
+        status = await self._with_jobs(repo, run)
+        if ref.number is None and run.get("run_number") is not None:
+            learnt = dataclasses.replace(
+                ref, number=str(run["run_number"]), url=run.get("html_url") or ref.url
+            )
+            status = dataclasses.replace(status, ref=learnt)
+        return status
+
+    async def cancel(self, ref: RunRef) -> bool:
+        """Ask GitHub to cancel the run; a run already completed counts as done."""
+        if ref.id is None:
+            return False
+        repo = ref.data.get("repo")
+        if not repo:
+            raise PermanentError(f"{PROVIDER}: run ref {ref.id} does not name its repository")
+        try:
+            await self._call(
+                "POST", f"{_repo_path(repo)}/actions/runs/{quote(ref.id, safe='')}/cancel"
+            )
+        except PermanentError as exc:
+            if exc.status == 409:  # "Cannot cancel a workflow run that is completed."
+                return True
+            raise
+        return True
+
+    # ---- trigger helpers ---------------------------------------------------------------
+
+    @staticmethod
+    def _check_target(target: Target) -> tuple[str, str]:
+        """Refuse what GitHub would refuse, before any request: (workflow, ref)."""
+        _split_repo(target.project)
+        if not target.workflow:
+            raise PermanentError(
+                f"{PROVIDER}: a workflow (file name such as e2e.yml, or its id) is required"
+            )
+        if not target.ref:
+            raise PermanentError(f"{PROVIDER}: a ref (branch or tag) is required to dispatch")
+        if len(target.parameters) > MAX_INPUTS:
+            raise PermanentError(
+                f"{PROVIDER}: {len(target.parameters)} inputs given; "
+                f"workflow_dispatch takes at most {MAX_INPUTS}"
+            )
+        return target.workflow, target.ref
+
+    @staticmethod
+    def _dispatched(response: httpx.Response, triggered_at: str, data: dict[str, str]) -> RunRef:
+        """200 with run details gives the id; 204 (or a 200 without it) means find it later."""
+        try:
+            body = response.json() if response.status_code != 204 else None
+        except ValueError:
+            body = None  # the dispatch happened; raising now would only dispatch it twice
+        run_id = body.get("workflow_run_id") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or run_id is None:
+            return RunRef(id=None, triggered_at=triggered_at, data=data)
+        return RunRef(
+            id=str(run_id), url=body.get("html_url"), triggered_at=triggered_at, data=data
+        )
+
+    # ---- status helpers ----------------------------------------------------------------
+
+    async def _status_by_correlation(self, ref: RunRef, target: Target, repo: str) -> RunStatus:
+        """Find the dispatched run by its title; QUEUED while GitHub does not list it yet."""
+        workflow = ref.data.get("workflow") or target.workflow
+        if not workflow:
+            raise PermanentError(f"{PROVIDER}: the run has no id and no workflow to search")
+        if not target.correlation:
+            raise PermanentError(
+                f"{PROVIDER}: this server does not return run ids, so Puerta finds the run by "
+                "its title: the workflow must echo the {run_id} input in its run-name "
+                "(e.g. run-name: E2E ${{ inputs.puerta_run }}) and the gate must pass it"
+            )
+        run = await self._find_run(repo, workflow, ref, target)
+        if run is None:
+            return RunStatus(
+                RunState.QUEUED,
+                raw="not found yet",
+                reason=(
+                    f"waiting for GitHub to list the run of {workflow} in {repo} "
+                    f"whose title contains {target.correlation!r}"
+                ),
+            )
+        found = RunRef(
+            id=str(run["id"]),
+            url=run.get("html_url"),
+            number=str(run["run_number"]) if run.get("run_number") is not None else None,
+            triggered_at=ref.triggered_at,
+            data=dict(ref.data),
+        )
+        status = await self._with_jobs(repo, run)
+        return dataclasses.replace(status, ref=found)
+
+    async def _find_run(
+        self, repo: str, workflow: str, ref: RunRef, target: Target
+    ) -> dict[str, Any] | None:
+        """The earliest dispatched run since the trigger whose title has the correlation."""
+        params = self._run_filters(ref, target)
+        path = f"{_repo_path(repo)}/actions/workflows/{quote(workflow, safe='')}/runs"
+        matches: list[dict[str, Any]] = []
+        for page in range(1, _MAX_PAGES + 1):
+            response = await self._call("GET", path, params={**params, "page": str(page)})
+            runs = _json_object(response).get("workflow_runs") or []
+            matches += [
+                run
+                for run in runs
+                if isinstance(run, dict)
+                and target.correlation in str(run.get("display_title") or "")
+                and run.get("id") is not None
+            ]
+            if len(runs) < _PER_PAGE:
+                break
+        return min(matches, key=lambda run: int(run["id"])) if matches else None
+
+    @staticmethod
+    def _run_filters(ref: RunRef, target: Target) -> dict[str, str]:
+        """Query for the run list: dispatched runs, created since the trigger (with margin)."""
+        params = {"event": "workflow_dispatch", "per_page": str(_PER_PAGE)}
+        since = _parse_instant(ref.triggered_at)
+        if since is not None:
+            params["created"] = f">={_iso(since - _SEARCH_MARGIN)}"
+        branch = _branch_filter(target.ref, target.ref_is_tag)
+        if branch:
+            params["branch"] = branch
+        return params
+
+    async def _with_jobs(self, repo: str, run: dict[str, Any]) -> RunStatus:
+        """The run's status; on failure the failed jobs are named and linked."""
+        status = run_status(run)
+        if status.state is not RunState.FAILED:
+            return status
+        try:
+            response = await self._call(
+                "GET",
+                f"{_repo_path(repo)}/actions/runs/{run['id']}/jobs",
+                params={"filter": "latest", "per_page": str(_PER_PAGE)},
+            )
+        except ProviderError:
+            return status  # the verdict is known; the job names are a courtesy
+        jobs = [job for job in _json_object(response).get("jobs") or [] if isinstance(job, dict)]
+        reason = _failure_reason(run, jobs) or status.reason
+        return dataclasses.replace(status, reason=reason, parts=_job_parts(jobs))
+
+    # ---- one HTTP call -----------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """One request through ``http.request``, with GitHub's headers and rate-limit rules."""
+        observed = _Observed(self._token)
+        try:
+            return await http.request(
+                self._client,
+                method,
+                self._base_url + path,
+                provider=PROVIDER,
+                headers={
+                    "Accept": "application/vnd.github+json",
+                    "X-GitHub-Api-Version": API_VERSION,
+                },
+                params=params,
+                json=json,
+                auth=observed,
+                follow_redirects=True,  # GitHub redirects renamed repositories
+            )
+        except ProviderError as exc:
+            limited = self._rate_limited(exc, observed.response)
+            if limited is not None:
+                raise limited from exc
+            if isinstance(exc, PermanentError):
+                raise PermanentError(f"{exc} ({method} {path})", status=exc.status) from exc
+            raise
+
+    def _rate_limited(
+        self, exc: ProviderError, response: httpx.Response | None
+    ) -> RateLimited | None:
+        """GitHub's rate-limit answers (429, or 403 with its headers or message), else None."""
+        if exc.status not in (403, 429) or response is None:
+            return None
+        message = http.error_message(response)
+        now = self._clock()
+        wait = http.retry_after(response, now)
+        if wait is None and response.headers.get("x-ratelimit-remaining") == "0":
+            wait = self._until_reset(response, now)
+        if wait is None and (exc.status == 429 or "rate limit" in message.lower()):
+            wait = _SECONDARY_WAIT
+        if wait is None:
+            return None  # a plain 403: the token may not do this
+        return RateLimited(
+            f"{PROVIDER}: rate limited (HTTP {exc.status}): {message}",
+            retry_after=wait,
+            status=exc.status,
+        )
+
+    @staticmethod
+    def _until_reset(response: httpx.Response, now: datetime) -> float:
+        """Seconds until ``x-ratelimit-reset`` (UTC epoch seconds); a minute if it is absent."""
+        reset = response.headers.get("x-ratelimit-reset", "")
+        try:
+            return max(0.0, float(reset) - now.timestamp())
+        except ValueError:
+            return _SECONDARY_WAIT
