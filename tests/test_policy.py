@@ -38,9 +38,9 @@ BROKEN = {
             "gates.yaml:8: environments.staging.gates.confirm-rollout[0].approvals: Input "
             "should be greater than or equal to 1",
             "gates.yaml:9: environments.staging.gates.confirm-rollout[1]: unknown gate type "
-            "'windw'; one of: allow, deny, load, manual, window",
+            "'windw'; one of: allow, deny, e2e, e2e-result, load, manual, window",
             "gates.yaml:10: environments.staging.gates.confirm-rollout[2]: missing 'type'; "
-            "one of: allow, deny, load, manual, window",
+            "one of: allow, deny, e2e, e2e-result, load, manual, window",
             "gates.yaml:12: environments.staging.gates.confirm-rollout[3].aprovals: unknown field",
         ],
     ),

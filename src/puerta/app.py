@@ -15,8 +15,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from puerta import __version__
-from puerta.api import admin, environments, explain, health, hooks
+from puerta.api import admin, ci_webhooks, environments, explain, health, hooks
+from puerta.api import ci as ci_api
 from puerta.api.auth import TokenRegistry
+from puerta.ci.registry import build_providers, close_providers, read_tokens
+from puerta.ci.webhooks import read_webhook_secrets
 from puerta.clock import Clock, SystemClock
 from puerta.dashboard import install as install_dashboard
 from puerta.errors import BadRequest, Conflict, NotFound, PuertaError
@@ -24,6 +27,7 @@ from puerta.loadtester import install as loadtester
 from puerta.metrics import Metrics
 from puerta.policy import CompiledPolicy, load_policy
 from puerta.service.admin import AdminService
+from puerta.service.ci_runner import CiRunner
 from puerta.service.explain import ExplainService
 from puerta.service.hooks import HookService
 from puerta.service.load_runner import LoadRunner
@@ -50,6 +54,8 @@ def create_app(
     if tokens is None:
         tokens = TokenRegistry.from_policy(compiled.policy, settings.environ)
     the_clock = clock or SystemClock()
+    ci_tokens = read_tokens(compiled.policy.ci, settings.environ)
+    webhook_secrets = read_webhook_secrets(compiled.policy.ci, settings.environ)
     database_url = settings.resolve_database_url(compiled.policy.database.url)
 
     @asynccontextmanager
@@ -70,6 +76,15 @@ def create_app(
         app.state.load_runner = runner
         if runner is not None:
             await runner.start()
+        providers = build_providers(compiled.policy.ci, ci_tokens, db, the_clock)
+        ci_runner = (
+            CiRunner(db, the_clock, providers, interval=settings.runner_interval)
+            if settings.background
+            else None
+        )
+        app.state.ci_runner = ci_runner
+        if ci_runner is not None:
+            await ci_runner.start()
         log.info(
             "puerta started",
             version=__version__,
@@ -82,11 +97,14 @@ def create_app(
             # each step runs even if one before it failed: generators and commands must not
             # outlive the app, and the database closes last
             try:
+                if ci_runner is not None:
+                    await ci_runner.stop()
                 if runner is not None:
                     await runner.stop()
             finally:
                 try:
                     await commands.stop()
+                    await close_providers(providers)
                 finally:
                     await db.dispose()
 
@@ -100,11 +118,15 @@ def create_app(
     app.state.tokens = tokens
     app.state.metrics = Metrics()
     app.state.clock = the_clock
+    app.state.ci_runner = None
+    app.state.webhook_secrets = webhook_secrets
     app.add_route(hooks.PATH, hooks.flagger_hook, methods=["POST"])
     app.include_router(admin.router)
     app.include_router(environments.router)
     app.include_router(explain.router)
     app.include_router(health.router)
+    app.include_router(ci_api.router)
+    app.add_route(ci_webhooks.PATH, ci_webhooks.ci_webhook, methods=["POST"])
     install_dashboard(app, settings.environ)  # the web dashboard under /ui/
     app.add_route("/", _to_dashboard, methods=["GET"], include_in_schema=False)
     loadtester.install(app)  # flagger-loadtester endpoints: /gate/*, /rollback/*, POST /

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from puerta.errors import ConfigError
-from puerta.policy.model import SecretRef
+from puerta.policy.secret_ref import SecretRef
 
 
 def read_secret(ref: SecretRef, path: str, environ: Mapping[str, str]) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from puerta.api import schemas
 from puerta.api.auth import Principal, Role, bearer_principal, require
+from puerta.api.ci_views import ci_runs_of_rollout
 from puerta.api.instants import check_instant
 from puerta.api.text_guard import storable_parameters
 from puerta.api.views import canary_from, rollout_from
@@ -102,22 +103,26 @@ async def get_canary(
 ) -> schemas.CanaryDetail:
     """One canary: its current rollout and its rollout history, newest first."""
 
-    def load(conn: Connection) -> tuple[Row[Any], Sequence[Row[Any]], Sequence[Row[Any]]]:
+    def load(
+        conn: Connection,
+    ) -> tuple[Row[Any], Sequence[Row[Any]], Sequence[Row[Any]], list[schemas.CiRun]]:
         canary = repo.find_canary(conn, namespace, name)
         if canary is None:
             raise NotFound(f"canary {namespace}/{name} has never called Puerta")
         rollouts = repo.rollout_history(conn, canary.id, history)
         current = rollouts[0] if rollouts and rollouts[0].id == canary.current_rollout_id else None
         loads = repo.load_runs_of(conn, canary.id, current.seq) if current is not None else []
-        return canary, rollouts, loads
+        runs = ci_runs_of_rollout(conn, canary, current.seq) if current is not None else []
+        return canary, rollouts, loads, runs
 
-    canary, rows, loads = await _db(request).read(load)
+    canary, rows, loads, runs = await _db(request).read(load)
     rollouts = [r for r in (rollout_from(row) for row in rows) if r is not None]
     current = rollouts[0] if rows and rows[0].id == canary.current_rollout_id else None
     return schemas.CanaryDetail(
         **canary_from(canary, current),
         history=rollouts,
         load_tests=[schemas.LoadTest.model_validate(row) for row in loads],
+        e2e_runs=runs,
     )
 
 

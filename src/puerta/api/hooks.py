@@ -16,12 +16,16 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from puerta.api.hook_caller import CallerRefused, check_hook_caller, read_payload
-from puerta.domain.hooks import HOOK_NAMES, HookType
+from puerta.domain.decisions import Verdict
+from puerta.domain.hooks import HOOK_NAMES, FlaggerPayload, HookType
 from puerta.errors import BadRequest
 from puerta.metrics import Metrics
-from puerta.service.hooks import HookService
+from puerta.service.ci_runner import CiRunner
+from puerta.service.hooks import HookOutcome, HookService
 
 PATH = "/hooks/{hook_type}"
+HOLD_RECHECK_S = 1.0  # a held call re-reads its runs this often (changes of other replicas)
+SETTLED = frozenset({"succeeded", "failed", "canceled", "abandoned"})
 log = structlog.get_logger("puerta.hooks")
 
 _PAYLOAD_SCHEMA: dict[str, Any] = {
@@ -100,6 +104,38 @@ def _text(status: int, body: str) -> PlainTextResponse:
     return PlainTextResponse(body, status_code=status)
 
 
+async def _hold(
+    service: HookService,
+    runner: CiRunner,
+    hook: HookType,
+    payload: FlaggerPayload,
+    outcome: HookOutcome,
+    started: float,
+) -> HookOutcome:
+    """Hold a call whose answer may change soon (an E2E run under way, ``wait: hold``) until
+    a run of its rollout ends or the hold elapses, then decide again.
+
+    Wakes on changes this replica stores, and re-reads the runs every second for changes
+    stored by another replica or a webhook. The call is decided (and audited) again only if
+    a run changed meanwhile; otherwise the first answer stands.
+    """
+    assert outcome.decision.hold is not None
+    if outcome.rollout_seq is None:
+        return outcome
+    seq = outcome.rollout_seq
+    limit = started + outcome.decision.hold
+    before = await service.ci_state(payload, seq)
+    now = before
+    while (remaining := limit - time.perf_counter()) > 0:
+        await runner.wait_changed(min(remaining, HOLD_RECHECK_S))
+        now = await service.ci_state(payload, seq)
+        if any(status in SETTLED for _, status in now):
+            break
+    if now == before:
+        return outcome
+    return await service.handle(hook, payload)
+
+
 async def flagger_hook(request: Request) -> PlainTextResponse:
     """Flagger calls this for every webhook of a Canary; the URL names the hook type.
 
@@ -137,6 +173,12 @@ async def flagger_hook(request: Request) -> PlainTextResponse:
 
     service: HookService = request.app.state.hook_service
     outcome = await service.handle(hook, payload)
+    runner: CiRunner | None = request.app.state.ci_runner
+    if runner is not None:
+        if outcome.applied.ci_runs:
+            runner.wake()  # trigger the run now, not at the next round
+        if outcome.decision.verdict is Verdict.WAIT and outcome.decision.hold:
+            outcome = await _hold(service, runner, hook, payload, outcome, started)
     decision = outcome.decision
     elapsed = time.perf_counter() - started
     metrics.hook_calls.labels(hook.value, decision.verdict.value).inc()

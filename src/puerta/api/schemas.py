@@ -73,10 +73,56 @@ class LoadTest(_Out):
     )
 
 
+class CiRunEvent(_Out):
+    at: datetime
+    status: str
+    raw: str | None = Field(description="the provider's own status words")
+    reason: str | None
+    url: str | None
+    source: str = Field(description="trigger, poll, webhook, deadline or puerta")
+
+
+class CiRun(_Out):
+    id: int
+    namespace: str
+    name: str
+    rollout_seq: int
+    gate: str
+    provider: str = Field(description="the provider's name under ci.providers")
+    kind: str = Field(description="circleci, github, gitlab or jenkins")
+    status: str = Field(
+        description="pending (not triggered yet), queued, running, succeeded, failed, "
+        "canceled or abandoned (a new revision replaced the rollout)"
+    )
+    url: str | None = Field(description="the run on the provider's web UI")
+    external_id: str | None = Field(description="the provider's id of the run")
+    raw: str | None
+    reason: str | None
+    parts: list[dict[str, Any]] | None = Field(description="workflows or jobs with their status")
+    target: dict[str, Any] = Field(description="project, ref, workflow, parameters, correlation")
+    last_error: str | None = Field(description="why the provider could not be followed lately")
+    error_since: datetime | None
+    polls: int
+    created_at: datetime
+    triggered_at: datetime | None
+    finished_at: datetime | None
+    deadline_at: datetime
+    next_check_at: datetime
+    events: list[CiRunEvent] = Field(default_factory=list, description="status changes")
+
+
+class CiRunList(_Out):
+    runs: list[CiRun]
+    total: int
+
+
 class CanaryDetail(Canary):
     history: list[Rollout]
     load_tests: list[LoadTest] = Field(
         default_factory=list, description="load tests of the current rollout"
+    )
+    e2e_runs: list[CiRun] = Field(
+        default_factory=list, description="E2E runs on CI of the current rollout"
     )
 
 

@@ -51,6 +51,9 @@ class GateResult:
     #: needs) lets the ones behind it go first.
     shared: bool = False
     effects: tuple[Effect, ...] = ()  # what the service must make happen (once)
+    #: seconds the hook call may be held open while the answer may change soon (an E2E run
+    #: that is under way): the service waits for it instead of answering at once
+    hold: float | None = None
 
     @classmethod
     def passed(cls, reason: str = "", *, effects: tuple[Effect, ...] = ()) -> GateResult:
@@ -58,9 +61,15 @@ class GateResult:
 
     @classmethod
     def wait(
-        cls, reason: str, retry_at: datetime | None = None, *, shared: bool = False
+        cls,
+        reason: str,
+        retry_at: datetime | None = None,
+        *,
+        shared: bool = False,
+        effects: tuple[Effect, ...] = (),
+        hold: float | None = None,
     ) -> GateResult:
-        return cls(Outcome.WAIT, reason, retry_at, shared)
+        return cls(Outcome.WAIT, reason, retry_at, shared, effects, hold)
 
     @classmethod
     def fail(cls, reason: str) -> GateResult:
@@ -78,6 +87,7 @@ class Decision:
     retry_at: datetime | None = None
     in_line: bool = False  # confirm-rollout waits in the release train, holding its place
     effects: tuple[Effect, ...] = ()  # from every gate evaluated, whatever the verdict
+    hold: float | None = None  # a wait that may clear soon: hold the call up to this long
 
     @property
     def http_status(self) -> int:

@@ -24,4 +24,21 @@ class StartLoad:
         return f"start load test {self.gate}: {rate} to {self.spec['url']}"
 
 
-Effect = StartLoad
+@dataclass(frozen=True, slots=True)
+class StartCi:
+    """Trigger the E2E run ``gate`` for the current rollout on CI (once per canary, rollout,
+    gate). ``target``: the rendered :class:`puerta.ci.base.Target` fields; ``deadline_s``: how
+    long the run may take before it fails; ``settings``: the gate's label and link texts."""
+
+    gate: str
+    provider: str
+    target: dict[str, Any] = field(hash=False)
+    deadline_s: float = 1800.0
+
+    def describe(self) -> str:
+        what = self.target.get("workflow") or self.target.get("project")
+        ref = f"@{self.target['ref']}" if self.target.get("ref") else ""
+        return f"start E2E {self.gate} on {self.provider}: {what}{ref}"
+
+
+Effect = StartLoad | StartCi

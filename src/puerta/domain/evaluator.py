@@ -102,7 +102,7 @@ def decide(
             retry_at=result.retry_at,
             shared=result.shared,
         )
-        return replace(waiting, effects=tuple(effects))
+        return replace(waiting, effects=tuple(effects), hold=result.hold)
 
     if starting and ctx.train is not None and ctx.rollout is not None:
         if ctx.override is not None:

@@ -16,12 +16,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from puerta.ci.config import CiConfig
+from puerta.ci.targets import e2e_target_problems
 from puerta.domain.durations import parse_duration
 from puerta.domain.gates import Gate, GateOptions, gate_types
+from puerta.domain.gates.e2e import E2EOptions, E2EResultOptions
 from puerta.domain.hooks import FlaggerPayload, HookType
 from puerta.domain.train import TrainConfig
 from puerta.loadtester.config import LoadtesterConfig
 from puerta.policy.errors import located
+from puerta.policy.secret_ref import SecretRef
 
 
 class _Strict(BaseModel):
@@ -173,29 +177,6 @@ class EnvironmentPolicy(_Strict):
         return self
 
 
-class SecretRef(_Strict):
-    """Where a secret lives: an environment variable or a file (e.g. a mounted Secret)."""
-
-    token_env: str | None = None
-    token_file: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_secret(cls, data: Any) -> Any:
-        if isinstance(data, dict) and ("token" in data or "secret" in data):
-            raise ValueError(
-                "secrets are never written in the policy file; use token_env (an environment "
-                "variable) or token_file (a mounted file)"
-            )
-        return data
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.token_env is None) == (self.token_file is None):
-            raise ValueError("give exactly one of token_env or token_file")
-        return self
-
-
 class TokenConfig(SecretRef):
     """A bearer token for the admin API, with its role."""
 
@@ -247,6 +228,7 @@ class Policy(_Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     hooks: HookAccess = Field(default_factory=HookAccess)
     loadtester: LoadtesterConfig = Field(default_factory=LoadtesterConfig)
+    ci: CiConfig = Field(default_factory=CiConfig)
     environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
 
     @field_validator("environments")
@@ -256,6 +238,52 @@ class Policy(_Strict):
             if not name or not name.replace("-", "").replace("_", "").isalnum():
                 raise ValueError(f"environment name {name!r}: use letters, digits, - and _")
         return value
+
+    @model_validator(mode="after")
+    def _e2e_gates(self) -> Policy:
+        """E2E gates name a configured provider and give what its type needs; e2e-result
+        gates name an e2e gate of their environment."""
+        for env_name, env in self.environments.items():
+            runs: dict[str, str] = {}
+            for hook, gates in env.gates.items():
+                for index, options in enumerate(gates):
+                    gate: GateOptions = options
+                    path = f"environments.{env_name}.gates.{hook.value}[{index}]"
+                    if isinstance(gate, E2EOptions):
+                        key = gate.name or "e2e"
+                        if key in runs:
+                            raise ValueError(
+                                located(
+                                    f"{path}.name",
+                                    f"another e2e gate ({runs[key]}) is named {key!r}; "
+                                    "give each e2e gate of an environment its own name",
+                                )
+                            )
+                        runs[key] = f"{hook.value}[{index}]"
+                        self._check_e2e(gate, path)
+            for hook, gates in env.gates.items():
+                for index, options in enumerate(gates):
+                    result: GateOptions = options
+                    if isinstance(result, E2EResultOptions) and result.run not in runs:
+                        known = ", ".join(sorted(runs)) or "none"
+                        raise ValueError(
+                            located(
+                                f"environments.{env_name}.gates.{hook.value}[{index}].run",
+                                f"no e2e gate named {result.run!r} in {env_name} (e2e gates: "
+                                f"{known})",
+                            )
+                        )
+        return self
+
+    def _check_e2e(self, gate: E2EOptions, path: str) -> None:
+        provider = self.ci.providers.get(gate.provider)
+        if provider is None:
+            known = ", ".join(sorted(self.ci.providers)) or "none; add one under ci.providers"
+            raise ValueError(
+                located(f"{path}.provider", f"unknown CI provider {gate.provider!r} ({known})")
+            )
+        for problem_path, problem in e2e_target_problems(gate, provider.type):
+            raise ValueError(located(f"{path}.{problem_path}", problem))
 
     def compile(self) -> CompiledPolicy:
         return CompiledPolicy.from_policy(self)
@@ -279,6 +307,10 @@ class CompiledEnvironment:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.spec.timezone or "UTC")
+
+    def reads_ci_runs(self, hook: HookType) -> bool:
+        """Whether a gate of ``hook`` looks at E2E runs (only then are they loaded)."""
+        return any(g.gate.kind in ("e2e", "e2e-result") for g in self.gates.get(hook, ()))
 
 
 class CompiledPolicy:

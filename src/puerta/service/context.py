@@ -11,12 +11,13 @@ from sqlalchemy.engine import Connection
 
 from puerta.domain import train as train_domain
 from puerta.domain.freezes import Freeze
-from puerta.domain.gates.base import GateContext, LoadRunView, RolloutView
+from puerta.domain.gates.base import CiRunView, GateContext, LoadRunView, RolloutView
 from puerta.domain.hooks import FlaggerPayload, HookType
 from puerta.domain.rollouts import RolloutStatus
 from puerta.domain.train import TrainEntry, TrainState
 from puerta.policy.model import CompiledEnvironment
 from puerta.service import snapshot
+from puerta.store import ci_runs
 from puerta.store import repository as repo
 
 
@@ -61,6 +62,15 @@ def load_context(
             row.gate: LoadRunView(row.gate, row.status, row.stats, row.stop_reason)
             for row in repo.load_runs_of(conn, canary.id, rollout.seq)
         }
+    ci: dict[str, CiRunView] = {}
+    if (
+        canary is not None
+        and rollout is not None
+        and environment is not None
+        and environment.reads_ci_runs(hook)
+    ):
+        rows = ci_runs.runs_of(conn, canary.id, rollout.seq)
+        ci = {row.gate: snapshot.ci_run_view(row) for row in rows}
     return GateContext(
         hook=hook,
         payload=payload,
@@ -74,6 +84,7 @@ def load_context(
         freezes=freezes,
         train=train,
         load_runs=runs,
+        ci_runs=ci,
     )
 
 

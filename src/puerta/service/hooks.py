@@ -13,7 +13,7 @@ The work is one synchronous function that ``Database.write`` runs as one transac
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,8 @@ from puerta.domain.rollouts import Resolution, RolloutStatus, resolve
 from puerta.policy.model import CompiledEnvironment, CompiledPolicy
 from puerta.service import snapshot
 from puerta.service.context import load_context
-from puerta.service.effects import apply_effects
+from puerta.service.effects import Applied, apply_effects
+from puerta.store import ci_runs
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
@@ -48,6 +49,7 @@ class HookOutcome:
     decision: Decision
     environment: str | None
     rollout_seq: int | None
+    applied: Applied = field(default_factory=Applied)  # new background work it recorded
 
 
 class HookService:
@@ -67,6 +69,21 @@ class HookService:
 
         return await self.db.write(work)
 
+    async def ci_state(
+        self, payload: FlaggerPayload, rollout_seq: int
+    ) -> tuple[tuple[str, str], ...]:
+        """(gate, status) of each E2E run of the canary's rollout: a held call watches it."""
+
+        def read(conn: Connection) -> tuple[tuple[str, str], ...]:
+            canary = repo.find_canary(conn, payload.namespace, payload.name)
+            if canary is None:
+                return ()
+            return tuple(
+                (row.gate, row.status) for row in ci_runs.runs_of(conn, canary.id, rollout_seq)
+            )
+
+        return await self.db.read(read)
+
     def _handle(
         self,
         conn: Connection,
@@ -84,12 +101,19 @@ class HookService:
         )
         rollout = self._apply(conn, canary, current, resolution, hook, payload, env_name, now)
         decision = self._decide(conn, canary, rollout, hook, payload, environment, now)
+        applied = Applied()
         if rollout is not None:
-            apply_effects(
-                conn, decision.effects, canary_id=canary.id, rollout_seq=rollout.seq, now=now
+            applied = apply_effects(
+                conn,
+                decision.effects,
+                canary_id=canary.id,
+                rollout_seq=rollout.seq,
+                now=now,
+                ci_providers=self.policy.policy.ci.providers,
             )
         self._record(conn, canary, rollout, hook, payload, env_name, decision, now, started)
-        return HookOutcome(decision, env_name, rollout.seq if rollout is not None else None)
+        seq = rollout.seq if rollout is not None else None
+        return HookOutcome(decision, env_name, seq, applied)
 
     def _apply(
         self,

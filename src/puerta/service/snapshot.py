@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from puerta.domain.freezes import Freeze
-from puerta.domain.gates.base import Halt, ManualAction, RolloutView
+from puerta.domain.gates.base import CiRunView, Halt, ManualAction, RolloutView
 from puerta.domain.hooks import HookType
 from puerta.domain.rollouts import CurrentRollout, RolloutStatus
 from puerta.domain.train import TrainConfig, TrainEntry, TrainState
@@ -107,3 +107,16 @@ def train_state(
         queue.append(current)
         queue.sort(key=lambda e: (e.started_at, e.rollout_id))
     return TrainState(environment, config, tuple(queue), tuple(active), last_release)
+
+
+def ci_run_view(row: Row[Any]) -> CiRunView:
+    return CiRunView(
+        gate=row.gate,
+        provider=row.provider,
+        status=row.status,
+        url=row.url,
+        reason=row.reason or "",
+        last_error=row.last_error,
+        error_since=row.error_since,
+        deadline_at=row.deadline_at,
+    )

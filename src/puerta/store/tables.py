@@ -8,6 +8,11 @@
 * ``freezes``: deployment freezes created by hand for an environment (or some namespaces).
 * ``load_runs``: one load test per (canary, rollout, gate), owned by one replica at a time
   through a lease.
+* ``ci_runs``: one E2E run per (canary, rollout, gate), triggered once on a CI provider and
+  followed (polled, or told by the provider's webhook) by whichever replica holds its short
+  lease; ``ci_run_events`` keeps each change of its status.
+* ``ci_budgets``: one token bucket per CI provider, shared by all replicas.
+* ``inbound_deliveries``: webhook deliveries already taken (providers redeliver).
 * ``audit_events``: every hook call and every admin action, append-only.
 """
 
@@ -168,6 +173,76 @@ load_runs = Table(
     Column("segments", Integer, nullable=False, default=0),  # times a replica (re)started it
     UniqueConstraint("canary_id", "rollout_seq", "gate"),
     Index(None, "status"),
+)
+
+ci_runs = Table(
+    "ci_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("canary_id", Integer, ForeignKey("canaries.id", ondelete="CASCADE"), nullable=False),
+    Column("rollout_seq", Integer, nullable=False),
+    Column("gate", String(200), nullable=False),
+    Column("provider", String(100), nullable=False),  # name under ci.providers
+    Column("kind", String(16), nullable=False),  # circleci | github | gitlab | jenkins
+    Column("target", JSON, nullable=False),  # project, ref, workflow, parameters, correlation
+    # pending (not triggered yet) | queued | running | succeeded | failed | canceled | abandoned
+    Column("status", String(16), nullable=False),
+    Column("ref", JSON),  # puerta.ci.base.RunRef.as_dict(): how to find the run again
+    Column("external_id", String(200)),  # the provider's id, for webhooks to find the run
+    Column("correlation", String(64), nullable=False),  # {run_id}: unique per run
+    Column("url", Text),
+    Column("raw", String(200)),  # the provider's own status words
+    Column("reason", Text),
+    Column("parts", JSON),  # workflows / jobs
+    Column("last_error", Text),  # the provider could not be reached or refused
+    _ts("error_since"),
+    Column("polls", Integer, nullable=False, default=0),
+    Column("backoff_s", Float, nullable=False, default=0.0),
+    _ts("created_at", nullable=False),
+    _ts("trigger_started_at"),  # a replica began the trigger call
+    _ts("triggered_at"),
+    _ts("finished_at"),
+    _ts("updated_at", nullable=False),
+    _ts("deadline_at", nullable=False),
+    _ts("next_check_at", nullable=False),
+    Column("owner", String(200)),  # the replica working on it right now
+    _ts("lease_until"),
+    UniqueConstraint("canary_id", "rollout_seq", "gate"),
+    Index(None, "status", "next_check_at"),
+    Index(None, "provider", "external_id"),
+    Index(None, "correlation"),
+)
+
+ci_run_events = Table(
+    "ci_run_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("ci_runs.id", ondelete="CASCADE"), nullable=False),
+    _ts("at", nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("raw", String(200)),
+    Column("reason", Text),
+    Column("url", Text),
+    Column("source", String(16), nullable=False),  # trigger | poll | webhook | deadline | ...
+    Index(None, "run_id", "id"),
+)
+
+ci_budgets = Table(
+    "ci_budgets",
+    metadata,
+    Column("provider", String(100), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+inbound_deliveries = Table(
+    "inbound_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False),  # e.g. "ci:circleci"
+    Column("delivery_id", String(200), nullable=False),
+    _ts("received_at", nullable=False),
+    UniqueConstraint("source", "delivery_id"),
 )
 
 audit_events = Table(

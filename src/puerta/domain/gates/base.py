@@ -64,6 +64,24 @@ class LoadRunView:
 
 
 @dataclass(frozen=True, slots=True)
+class CiRunView:
+    """An E2E run of the current rollout, as gates see it (see ``store/tables.py``)."""
+
+    gate: str
+    provider: str
+    status: str  # pending | queued | running | succeeded | failed | canceled | abandoned
+    url: str | None = None
+    reason: str = ""
+    last_error: str | None = None  # the provider could not be reached / answered an error
+    error_since: datetime | None = None
+    deadline_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed", "canceled", "abandoned")
+
+
+@dataclass(frozen=True, slots=True)
 class GateContext:
     """Everything a gate may look at for one hook call."""
 
@@ -79,6 +97,7 @@ class GateContext:
     freezes: tuple[Freeze, ...] = ()  # freezes that apply to this canary now
     train: TrainState | None = None  # the environment's release train (confirm-rollout only)
     load_runs: dict[str, LoadRunView] = field(default_factory=dict)  # of the current rollout
+    ci_runs: dict[str, CiRunView] = field(default_factory=dict)  # of the current rollout
     extras: dict[str, object] = field(default_factory=dict)
 
 

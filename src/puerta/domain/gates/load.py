@@ -6,19 +6,19 @@ lease); every later call reports its figures, and, with pass criteria, answers 4
 when the error rate or p99 goes over a limit, so the analysis counts a failed check. It stops
 on promotion, rollback, a new revision or its duration (see ``service/load_runner.py``).
 
-The target URL is a template over the canary: ``{name}``, ``{namespace}``, ``{environment}``,
-``{revision}`` and ``{metadata.KEY}`` (a webhook metadata value), e.g.
-``http://{name}-canary.{namespace}:9898/``.
+The target URL is a template over the canary (``domain/templates.py``): ``{name}``,
+``{namespace}``, ``{environment}``, ``{revision}``, ``{canary_url}`` and ``{metadata.KEY}`` (a
+webhook metadata value), e.g. ``http://{name}-canary.{namespace}:9898/``.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from puerta.domain import templates
 from puerta.domain.decisions import GateResult
 from puerta.domain.durations import parse_duration
 from puerta.domain.effects import StartLoad
@@ -26,33 +26,18 @@ from puerta.domain.gates.base import GateContext, GateOptions
 from puerta.domain.gates.registry import register
 from puerta.domain.hooks import HookType
 
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_FIXED = frozenset({"name", "namespace", "environment", "revision"})
-
-
-def template_fields(template: str) -> list[str]:
-    return _PLACEHOLDER.findall(template)
+_URL_FIELDS = templates.FIXED - {"run_id"}
 
 
 def render_url(template: str, ctx: GateContext) -> str:
-    """Fill the URL template; KeyError names a metadata key the webhook did not send."""
-    values = {
-        "name": ctx.payload.name,
-        "namespace": ctx.payload.namespace,
-        "environment": ctx.environment or "",
-        "revision": ctx.rollout.revision if ctx.rollout else ctx.payload.checksum,
-    }
-
-    def one(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key in values:
-            return values[key]
-        meta = key.removeprefix("metadata.")
-        if meta in ctx.payload.metadata:
-            return ctx.payload.metadata[meta]
-        raise KeyError(key)
-
-    return _PLACEHOLDER.sub(one, template)
+    """Fill the URL template; MissingValue names a metadata key the webhook did not send."""
+    values = templates.canary_values(
+        name=ctx.payload.name,
+        namespace=ctx.payload.namespace,
+        environment=ctx.environment,
+        revision=ctx.rollout.revision if ctx.rollout else ctx.payload.checksum,
+    )
+    return templates.render(template, values, ctx.payload.metadata)
 
 
 @register
@@ -89,13 +74,10 @@ class LoadOptions(GateOptions):
     def _template(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("url: must start with http:// or https://")
-        for key in template_fields(value):
-            if key not in _FIXED and not (key.startswith("metadata.") and len(key) > 9):
-                known = ", ".join(f"{{{k}}}" for k in sorted(_FIXED))
-                raise ValueError(
-                    f"url: unknown placeholder {{{key}}}; use {known} or {{metadata.KEY}}"
-                )
-        return value
+        try:
+            return templates.check(value, allowed=_URL_FIELDS)
+        except ValueError as exc:
+            raise ValueError(f"url: {exc}") from None
 
     @field_validator("duration", "timeout", "idle_timeout")
     @classmethod
@@ -139,9 +121,9 @@ class LoadGate:
         if run is None:
             try:
                 url = render_url(self.options.url, ctx)
-            except KeyError as exc:
+            except templates.MissingValue as exc:
                 return GateResult.fail(
-                    f"load test {self.key}: the webhook sent no {exc.args[0]} for its URL"
+                    f"load test {self.key}: the webhook sent no {exc.key} for its URL"
                 )
             start = StartLoad(self.key, self.spec(url))
             return GateResult.passed(start.describe(), effects=(start,))

@@ -1,0 +1,161 @@
+"""Apply what a CI webhook says to the run it is about, in one transaction with the
+delivery's deduplication (a redelivered event changes nothing).
+
+A finished run is written at once (status, reason, link), unless it already ended; an event
+that does not settle the run (a CircleCI workflow succeeded while others may still run, a
+GitHub run started) makes the run due for a poll now. Events about runs Puerta did not start
+are acknowledged and ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.engine import Connection
+
+from puerta.ci.base import RunRef, RunState, RunStatus
+from puerta.ci.webhooks import WorkflowCompleted
+from puerta.store import ci_runs
+
+_STATUS = {
+    RunState.SUCCEEDED: "succeeded",
+    RunState.FAILED: "failed",
+    RunState.CANCELED: "canceled",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What the delivery did, for the answer and the log."""
+
+    message: str
+    run_id: int | None = None
+    finished: bool = False
+    due_now: bool = False
+
+
+def _event(
+    conn: Connection,
+    run: Row[Any],
+    now: datetime,
+    status: str,
+    raw: str,
+    reason: str,
+    url: str | None,
+) -> None:
+    ci_runs.add_event(
+        conn,
+        run_id=run.id,
+        at=now,
+        status=status,
+        raw=raw[:200],
+        reason=reason,
+        url=url,
+        source="webhook",
+    )
+
+
+def _finish(
+    conn: Connection,
+    run: Row[Any],
+    now: datetime,
+    *,
+    state: RunState,
+    raw: str,
+    reason: str,
+    url: str | None,
+    ref: RunRef | None = None,
+) -> bool:
+    status = _STATUS[state]
+    changes: dict[str, Any] = {
+        "status": status,
+        "raw": raw[:200],
+        "reason": reason,
+        "url": url or run.url,
+        "finished_at": now,
+        "updated_at": now,
+    }
+    if ref is not None:
+        changes.update(ref=ref.as_dict(), external_id=ref.id)
+    if not ci_runs.finish_from_webhook(conn, run.id, **changes):
+        return False
+    _event(conn, run, now, status, raw, reason, changes["url"])
+    return True
+
+
+def apply_circleci(
+    conn: Connection, provider: str, delivery_id: str, event: WorkflowCompleted, now: datetime
+) -> Applied:
+    if not ci_runs.record_delivery(conn, f"ci:{provider}", delivery_id, now):
+        return Applied("duplicate delivery ignored")
+    run = ci_runs.find_by_external(conn, provider, event.pipeline_id)
+    if run is None:
+        return Applied("no Puerta run for this pipeline; ignored")
+    if run.status not in ci_runs.ACTIVE:
+        return Applied(f"run {run.id} already {run.status}", run.id)
+    if event.state in (RunState.FAILED, RunState.CANCELED):
+        # one failed workflow settles the pipeline: it cannot succeed any more
+        done = _finish(
+            conn,
+            run,
+            now,
+            state=event.state,
+            raw=f"{event.workflow}:{event.status}",
+            reason=event.reason,
+            url=event.url,
+        )
+        return Applied(f"run {run.id} {_STATUS[event.state]}", run.id, finished=done)
+    # a workflow succeeded; other workflows of the pipeline may still run: look now
+    ci_runs.check_now(conn, run.id, now)
+    _event(conn, run, now, run.status, f"{event.workflow}:{event.status}", event.reason, event.url)
+    return Applied(f"run {run.id} will be checked now", run.id, due_now=True)
+
+
+def apply_github(
+    conn: Connection,
+    provider: str,
+    delivery_id: str,
+    run_id: str,
+    status: RunStatus,
+    title: str,
+    now: datetime,
+) -> Applied:
+    if not ci_runs.record_delivery(conn, f"ci:{provider}", delivery_id, now):
+        return Applied("duplicate delivery ignored")
+    run = ci_runs.find_by_external(conn, provider, run_id)
+    ref: RunRef | None = None
+    if run is None and title:
+        # dispatched without a run id (older GitHub): the title carries the correlation id
+        run = ci_runs.active_with_correlation_in(conn, provider, title)
+        if run is not None:
+            known = RunRef.from_dict(run.ref) if run.ref else RunRef(id=None)
+            ref = RunRef(
+                id=run_id,
+                url=status.url or known.url,
+                number=known.number,
+                triggered_at=known.triggered_at,
+                data=known.data,
+            )
+    if run is None:
+        return Applied("no Puerta run for this workflow run; ignored")
+    if run.status not in ci_runs.ACTIVE:
+        return Applied(f"run {run.id} already {run.status}", run.id)
+    if status.state.terminal:
+        done = _finish(
+            conn,
+            run,
+            now,
+            state=status.state,
+            raw=status.raw,
+            reason=status.reason,
+            url=status.url,
+            ref=ref,
+        )
+        return Applied(f"run {run.id} {_STATUS[status.state]}", run.id, finished=done)
+    if ref is not None:
+        ci_runs.set_ref(conn, run.id, ref.as_dict(), ref.id, ref.url)
+    ci_runs.check_now(conn, run.id, now)
+    return Applied(f"run {run.id} will be checked now", run.id, due_now=True)

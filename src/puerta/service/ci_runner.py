@@ -1,0 +1,413 @@
+"""Trigger and follow E2E runs on CI, from every replica, each run by one replica at a time.
+
+A run is recorded once by the hook call that asked for it (``service/effects.py``). Each round,
+a replica reads the active runs whose next check is due, claims each with a short lease (a
+conditional update, so two replicas never work on the same run at once), and then:
+
+* a run whose rollout was replaced by a new revision is cancelled on CI and abandoned;
+* a run past its deadline is cancelled and fails, naming the deadline and the last error;
+* a pending run is triggered; its :class:`~puerta.ci.base.RunRef` is stored at once, so any
+  replica, after any restart, follows the same run;
+* a triggered run is polled; a change of status is stored with its history, and polling
+  starts again at ``poll_interval``; while nothing changes it backs off to
+  ``max_poll_interval``.
+
+Provider trouble is never a pass: a 5xx, a timeout or a 429 leaves the run as it was, with the
+error and since when, and the next check backs off (a ``Retry-After`` is honoured, and the
+provider is left alone by this replica until then). Every request also draws from the
+provider's budget shared by all replicas (``ci/registry.py``). The saved state is written only
+while the run is still active and this replica still holds it, so a webhook that finished the
+run first, or a replica that took over, is never overwritten.
+
+The one window that is not exactly-once: a replica that dies after the provider accepted the
+trigger and before the run's id was stored leaves the run "trigger started"; the replica that
+takes it over triggers again (logged as a warning). The window is one HTTP round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import structlog
+from sqlalchemy import Row
+from sqlalchemy.engine import Connection
+
+from puerta.ci.base import (
+    PermanentError,
+    ProviderError,
+    RateLimited,
+    RunRef,
+    RunState,
+    RunStatus,
+    Target,
+)
+from puerta.ci.registry import BudgetExhausted, ProviderHandle
+from puerta.clock import Clock
+from puerta.domain.durations import format_duration, parse_duration
+from puerta.service.load_runner import replica_name
+from puerta.store import ci_runs
+from puerta.store.db import Database
+
+log = structlog.get_logger("puerta.ci")
+
+_STATUS_OF = {
+    RunState.QUEUED: "queued",
+    RunState.RUNNING: "running",
+    RunState.SUCCEEDED: "succeeded",
+    RunState.FAILED: "failed",
+    RunState.CANCELED: "canceled",
+}
+
+
+@dataclass(frozen=True)
+class _Timing:
+    poll: float  # seconds
+    max_poll: float
+
+
+def _timing(handle: ProviderHandle) -> _Timing:
+    config = handle.config
+    return _Timing(
+        parse_duration(config.poll_interval).total_seconds(),
+        parse_duration(config.max_poll_interval).total_seconds(),
+    )
+
+
+def target_of(row: Row[Any]) -> Target:
+    t = row.target
+    return Target(
+        project=t["project"],
+        ref=t.get("ref"),
+        ref_is_tag=bool(t.get("ref_is_tag")),
+        workflow=t.get("workflow"),
+        parameters=dict(t.get("parameters") or {}),
+        correlation=t.get("correlation") or row.correlation,
+    )
+
+
+class CiRunner:
+    """Follows E2E runs; one per replica, started by the app factory."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        providers: Mapping[str, ProviderHandle],
+        *,
+        replica: str | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        interval: float = 1.0,
+        batch: int = 200,
+        concurrency: int = 8,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.providers = providers
+        self.replica = replica or replica_name()
+        self.lease = lease
+        self.interval = interval
+        self.batch = batch
+        self.concurrency = concurrency
+        self._blocked_until: dict[str, datetime] = {}  # provider -> after a 429
+        self._held: set[int] = set()  # runs this replica is working on now
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="puerta-ci-runner")
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop taking work, and give back runs held (another replica
+        takes them at once instead of waiting for the lease to run out)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for run_id in list(self._held):
+            with contextlib.suppress(Exception):
+                await self.db.write(partial(ci_runs.release, run_id=run_id, owner=self.replica))
+        self._held.clear()
+
+    def wake(self) -> None:
+        """Run a round now (a hook call recorded a run; a webhook made one due)."""
+        self._wake.set()
+
+    async def wait_changed(self, seconds: float) -> None:
+        """Return when this replica stored a change of some run, or after ``seconds``."""
+        event = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+    def notify_changed(self) -> None:
+        """Wake held hook calls: a run changed (here, or through a webhook)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception:  # a database hiccup must not end the runner
+                log.exception("ci runner round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+
+    # ---- one round --------------------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """Claim the due runs and work on them; returns how many were worked on."""
+        now = self.clock.now()
+        due = await self.db.read(lambda c: ci_runs.due_runs(c, now, self.batch))
+        claimed: list[Row[Any]] = []
+        for row in due:
+            blocked = self._blocked_until.get(row.provider)
+            if blocked is not None and blocked > now and row.rollout_status != "superseded":
+                continue
+            if await self.db.write(partial(self._claim, run_id=row.id, now=now)):
+                self._held.add(row.id)
+                claimed.append(row)
+        if not claimed:
+            return 0
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(row: Row[Any]) -> None:
+            async with gate:
+                try:
+                    await self._work(row)
+                except Exception:
+                    log.exception("ci run round failed", run=row.id)
+                    with contextlib.suppress(Exception):
+                        await self.db.write(
+                            partial(ci_runs.release, run_id=row.id, owner=self.replica)
+                        )
+                finally:
+                    self._held.discard(row.id)
+
+        await asyncio.gather(*(one(row) for row in claimed))
+        return len(claimed)
+
+    def _claim(self, conn: Connection, *, run_id: int, now: datetime) -> bool:
+        return ci_runs.claim(conn, run_id, self.replica, now, now + self.lease)
+
+    async def _work(self, row: Row[Any]) -> None:
+        handle = self.providers.get(row.provider)
+        now = self.clock.now()
+        if handle is None:
+            await self._finish(
+                row, "failed", f"CI provider {row.provider!r} is no longer configured", "puerta"
+            )
+            return
+        ref = RunRef.from_dict(row.ref) if row.ref else None
+        if row.rollout_status == "superseded":
+            cancelled = await self._cancel(handle, ref)
+            how = "cancelled on CI" if cancelled else "left running on CI"
+            await self._finish(
+                row, "abandoned", f"a new revision replaced this rollout; run {how}", "puerta"
+            )
+            return
+        if now >= row.deadline_at:
+            await self._cancel(handle, ref)
+            took = format_duration(row.deadline_at - row.created_at)
+            why = f"; last error: {row.last_error}" if row.last_error else ""
+            state = f" (last seen {row.raw})" if row.raw else ""
+            await self._finish(
+                row,
+                "failed",
+                f"did not finish within its deadline of {took}{state}{why}",
+                "deadline",
+            )
+            return
+        if row.status == "pending":
+            await self._trigger(row, handle)
+        else:
+            assert ref is not None
+            await self._poll(row, handle, ref)
+
+    # ---- trigger ----------------------------------------------------------------------------
+
+    async def _trigger(self, row: Row[Any], handle: ProviderHandle) -> None:
+        if row.trigger_started_at is not None:
+            log.warning(
+                "triggering again: the replica that started this run stopped before storing it",
+                run=row.id,
+                provider=row.provider,
+            )
+        now = self.clock.now()
+        await self.db.write(lambda c: ci_runs.mark_trigger_started(c, row.id, self.replica, now))
+        try:
+            ref = await handle.provider.trigger(target_of(row))
+        except PermanentError as exc:
+            await self._finish(row, "failed", f"could not start the run: {exc}", "trigger")
+            return
+        except ProviderError as exc:
+            await self._trouble(row, handle, exc)
+            return
+        timing = _timing(handle)
+        now = self.clock.now()
+        changes = {
+            "status": "queued",
+            "ref": ref.as_dict(),
+            "external_id": ref.id,
+            "url": ref.url,
+            "raw": "triggered",
+            "reason": "",
+            "triggered_at": now,
+            "updated_at": now,
+            "last_error": None,
+            "error_since": None,
+            "backoff_s": timing.poll,
+            "next_check_at": now + timedelta(seconds=timing.poll),
+        }
+        await self._save(row, changes, event=("queued", "triggered", ref.url, "trigger"))
+        log.info(
+            "e2e run triggered",
+            run=row.id,
+            provider=row.provider,
+            external_id=ref.id,
+            url=ref.url,
+        )
+
+    # ---- poll -------------------------------------------------------------------------------
+
+    async def _poll(self, row: Row[Any], handle: ProviderHandle, ref: RunRef) -> None:
+        try:
+            status = await handle.provider.status(ref, target_of(row))
+        except ProviderError as exc:
+            await self._trouble(row, handle, exc)
+            return
+        await self._apply(row, handle, ref, status)
+
+    async def _apply(
+        self, row: Row[Any], handle: ProviderHandle, ref: RunRef, status: RunStatus
+    ) -> None:
+        timing = _timing(handle)
+        now = self.clock.now()
+        new_status = _STATUS_OF[status.state]
+        new_ref = status.ref or ref
+        changed = new_status != row.status or status.raw != row.raw
+        backoff = (
+            timing.poll if changed else min(timing.max_poll, max(timing.poll, row.backoff_s * 1.5))
+        )
+        changes: dict[str, Any] = {
+            "status": new_status,
+            "raw": status.raw[:200],
+            "reason": status.reason,
+            "url": status.url or new_ref.url or row.url,
+            "parts": [part.as_dict() for part in status.parts],
+            "ref": new_ref.as_dict(),
+            "external_id": new_ref.id,
+            "polls": row.polls + 1,
+            "last_error": None,
+            "error_since": None,
+            "updated_at": now,
+            "backoff_s": backoff,
+            "next_check_at": now + timedelta(seconds=backoff),
+        }
+        if status.state.terminal:
+            changes["finished_at"] = now
+        event = (new_status, status.raw, changes["url"], "poll") if changed else None
+        await self._save(row, changes, event=event, reason=status.reason)
+        if changed:
+            log.info(
+                "e2e run status",
+                run=row.id,
+                provider=row.provider,
+                status=new_status,
+                raw=status.raw,
+                reason=status.reason,
+            )
+
+    # ---- shared -----------------------------------------------------------------------------
+
+    async def _trouble(self, row: Row[Any], handle: ProviderHandle, exc: ProviderError) -> None:
+        """The provider could not answer: keep the run as it is, note why, check later."""
+        timing = _timing(handle)
+        now = self.clock.now()
+        if isinstance(exc, BudgetExhausted):  # our own budget: no fault of the provider's
+            wait = exc.retry_after or timing.poll
+            changes: dict[str, Any] = {"next_check_at": now + timedelta(seconds=wait)}
+            await self._save(row, changes, event=None)
+            return
+        backoff = min(timing.max_poll, max(timing.poll, row.backoff_s * 2))
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            # the provider said how long: leave it alone that long, from this replica
+            backoff = max(exc.retry_after, 1.0)
+            self._blocked_until[row.provider] = now + timedelta(seconds=backoff)
+        changes = {
+            "last_error": str(exc)[:500],
+            "error_since": row.error_since or now,
+            "updated_at": now,
+            "backoff_s": backoff,
+            "next_check_at": now + timedelta(seconds=backoff),
+        }
+        await self._save(row, changes, event=None)
+        log.warning(
+            "ci provider trouble",
+            run=row.id,
+            provider=row.provider,
+            error=str(exc),
+            retry_in_s=round(backoff, 1),
+        )
+
+    async def _cancel(self, handle: ProviderHandle, ref: RunRef | None) -> bool:
+        if ref is None:
+            return False
+        try:
+            return await handle.provider.cancel(ref)
+        except ProviderError as exc:
+            log.warning("could not cancel a ci run", provider=handle.name, error=str(exc))
+            return False
+
+    async def _finish(self, row: Row[Any], status: str, reason: str, source: str) -> None:
+        now = self.clock.now()
+        changes = {
+            "status": status,
+            "reason": reason,
+            "finished_at": now,
+            "updated_at": now,
+            "next_check_at": now,
+        }
+        await self._save(row, changes, event=(status, row.raw, row.url, source), reason=reason)
+        log.info("e2e run ended", run=row.id, provider=row.provider, status=status, reason=reason)
+
+    async def _save(
+        self,
+        row: Row[Any],
+        changes: dict[str, Any],
+        *,
+        event: tuple[str, str | None, str | None, str] | None,
+        reason: str | None = None,
+    ) -> None:
+        now = self.clock.now()
+
+        def write(conn: Connection) -> bool:
+            saved = ci_runs.save(conn, row.id, self.replica, **changes)
+            if saved and event is not None:
+                status, raw, url, source = event
+                ci_runs.add_event(
+                    conn,
+                    run_id=row.id,
+                    at=now,
+                    status=status,
+                    raw=(raw or "")[:200] or None,
+                    reason=reason if reason is not None else changes.get("reason"),
+                    url=url,
+                    source=source,
+                )
+            return saved
+
+        if await self.db.write(write):
+            if event is not None:
+                self.notify_changed()
+        else:
+            log.info("ci run changed elsewhere; dropped this view of it", run=row.id)

@@ -1,0 +1,288 @@
+"""Queries for E2E runs on CI: record once, claim under a short lease, save, find by the
+provider's id (webhooks), history, the shared request budget and webhook deduplication.
+
+Every write that follows a run is conditional (``owner`` is this replica and the run is still
+active), so a replica that lost its lease, or a webhook that finished the run first, can never
+be overwritten by an older view of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from puerta.store.tables import (
+    canaries,
+    ci_budgets,
+    ci_run_events,
+    ci_runs,
+    inbound_deliveries,
+    rollouts,
+)
+
+ACTIVE = ("pending", "queued", "running")
+TERMINAL = ("succeeded", "failed", "canceled", "abandoned")
+
+_INSERT_RUN = {
+    "postgresql": postgresql.insert(ci_runs).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(ci_runs).on_conflict_do_nothing(),
+}
+_RUNS_OF = select(ci_runs).where(
+    ci_runs.c.canary_id == bindparam("cid"), ci_runs.c.rollout_seq == bindparam("seq")
+)
+_WITH_ROLLOUT = ci_runs.join(
+    rollouts,
+    and_(rollouts.c.canary_id == ci_runs.c.canary_id, rollouts.c.seq == ci_runs.c.rollout_seq),
+).join(canaries, canaries.c.id == ci_runs.c.canary_id)
+
+
+def insert_run(conn: Connection, **values: Any) -> bool:
+    """Record a run once per (canary, rollout, gate); True if this call recorded it."""
+    result = conn.execute(_INSERT_RUN[conn.dialect.name], values)
+    return bool(result.rowcount)
+
+
+def runs_of(conn: Connection, canary_id: int, rollout_seq: int) -> Sequence[Row[Any]]:
+    return conn.execute(_RUNS_OF, {"cid": canary_id, "seq": rollout_seq}).all()
+
+
+def _free(now: datetime) -> Any:
+    return or_(ci_runs.c.owner.is_(None), ci_runs.c.lease_until < now)
+
+
+def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
+    """Active runs nobody is working on whose next check is due (or whose rollout was
+    replaced by a new revision: abandon those at once), soonest first."""
+    query = (
+        select(
+            ci_runs,
+            rollouts.c.status.label("rollout_status"),
+            canaries.c.namespace,
+            canaries.c.name,
+        )
+        .select_from(_WITH_ROLLOUT)
+        .where(
+            ci_runs.c.status.in_(ACTIVE),
+            _free(now),
+            or_(ci_runs.c.next_check_at <= now, rollouts.c.status == "superseded"),
+        )
+        .order_by(ci_runs.c.next_check_at, ci_runs.c.id)
+        .limit(limit)
+    )
+    return conn.execute(query).all()
+
+
+def next_due_at(conn: Connection) -> datetime | None:
+    """When the next active run needs a check (for the runner to sleep until then)."""
+    query = select(func.min(ci_runs.c.next_check_at)).where(ci_runs.c.status.in_(ACTIVE))
+    value: datetime | None = conn.execute(query).scalar_one_or_none()
+    return value
+
+
+def claim(conn: Connection, run_id: int, owner: str, now: datetime, lease_until: datetime) -> bool:
+    """Take a run to work on if it is still active and free: True when this replica has it."""
+    result = conn.execute(
+        update(ci_runs)
+        .where(ci_runs.c.id == run_id, ci_runs.c.status.in_(ACTIVE), _free(now))
+        .values(owner=owner, lease_until=lease_until)
+    )
+    return result.rowcount == 1
+
+
+def save(conn: Connection, run_id: int, owner: str, **changes: Any) -> bool:
+    """Store what this replica learnt and give the lease back; False if it no longer held the
+    run or the run was finished meanwhile (a webhook): nothing is written then."""
+    result = conn.execute(
+        update(ci_runs)
+        .where(ci_runs.c.id == run_id, ci_runs.c.owner == owner, ci_runs.c.status.in_(ACTIVE))
+        .values(owner=None, lease_until=None, **changes)
+    )
+    return result.rowcount == 1
+
+
+def mark_trigger_started(conn: Connection, run_id: int, owner: str, now: datetime) -> bool:
+    result = conn.execute(
+        update(ci_runs)
+        .where(ci_runs.c.id == run_id, ci_runs.c.owner == owner, ci_runs.c.status == "pending")
+        .values(trigger_started_at=now, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def release(conn: Connection, *, run_id: int, owner: str) -> None:
+    """Give a run back without changes (graceful shutdown)."""
+    conn.execute(
+        update(ci_runs)
+        .where(ci_runs.c.id == run_id, ci_runs.c.owner == owner)
+        .values(owner=None, lease_until=None)
+    )
+
+
+def add_event(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(ci_run_events).values(**values))
+
+
+def events_of(conn: Connection, run_ids: Sequence[int]) -> Sequence[Row[Any]]:
+    if not run_ids:
+        return []
+    query = (
+        select(ci_run_events)
+        .where(ci_run_events.c.run_id.in_(run_ids))
+        .order_by(ci_run_events.c.run_id, ci_run_events.c.id)
+    )
+    return conn.execute(query).all()
+
+
+def find_by_external(conn: Connection, provider: str, external_id: str) -> Row[Any] | None:
+    query = select(ci_runs).where(
+        ci_runs.c.provider == provider, ci_runs.c.external_id == external_id
+    )
+    return conn.execute(query.order_by(ci_runs.c.id.desc()).limit(1)).one_or_none()
+
+
+def find_by_correlation(conn: Connection, provider: str, correlation: str) -> Row[Any] | None:
+    query = select(ci_runs).where(
+        ci_runs.c.provider == provider, ci_runs.c.correlation == correlation
+    )
+    return conn.execute(query).one_or_none()
+
+
+def active_with_correlation_in(conn: Connection, provider: str, text: str) -> Row[Any] | None:
+    """The active run of ``provider`` whose correlation id appears in ``text`` (a GitHub run's
+    title, when the dispatch returned no run id)."""
+    query = select(ci_runs).where(
+        ci_runs.c.provider == provider,
+        ci_runs.c.status.in_(ACTIVE),
+        ci_runs.c.external_id.is_(None),
+    )
+    for row in conn.execute(query).all():
+        if row.correlation and row.correlation in text:
+            return row
+    return None
+
+
+def finish_from_webhook(conn: Connection, run_id: int, **changes: Any) -> bool:
+    """A webhook told the run's end: write it unless the run already ended."""
+    result = conn.execute(
+        update(ci_runs)
+        .where(ci_runs.c.id == run_id, ci_runs.c.status.in_(ACTIVE))
+        .values(**changes)
+    )
+    return result.rowcount == 1
+
+
+def check_now(conn: Connection, run_id: int, now: datetime) -> None:
+    """Make an active run due at once (a webhook said something changed)."""
+    conn.execute(
+        update(ci_runs)
+        .where(ci_runs.c.id == run_id, ci_runs.c.status.in_(ACTIVE))
+        .values(next_check_at=now)
+    )
+
+
+def list_runs(
+    conn: Connection,
+    *,
+    namespace: str | None = None,
+    name: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[Row[Any]], int]:
+    """Runs, newest first, with their canary's namespace and name; and how many match."""
+    conditions = []
+    if namespace is not None:
+        conditions.append(canaries.c.namespace == namespace)
+    if name is not None:
+        conditions.append(canaries.c.name == name)
+    if status is not None:
+        conditions.append(ci_runs.c.status == status)
+    base = ci_runs.join(canaries, canaries.c.id == ci_runs.c.canary_id)
+    query = (
+        select(ci_runs, canaries.c.namespace, canaries.c.name)
+        .select_from(base)
+        .where(*conditions)
+        .order_by(ci_runs.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    total = conn.execute(select(func.count()).select_from(base).where(*conditions)).scalar_one()
+    return conn.execute(query).all(), int(total)
+
+
+def get_run(conn: Connection, run_id: int) -> Row[Any] | None:
+    query = (
+        select(ci_runs, canaries.c.namespace, canaries.c.name)
+        .select_from(ci_runs.join(canaries, canaries.c.id == ci_runs.c.canary_id))
+        .where(ci_runs.c.id == run_id)
+    )
+    return conn.execute(query).one_or_none()
+
+
+def count_active(conn: Connection) -> int:
+    query = select(func.count()).select_from(ci_runs).where(ci_runs.c.status.in_(ACTIVE))
+    return int(conn.execute(query).scalar_one())
+
+
+# ---- request budget: one token bucket per provider, shared by every replica -------------------
+
+
+def take_token(
+    conn: Connection, provider: str, now: datetime, rate_per_s: float, burst: int
+) -> float:
+    """Take one request token from the provider's bucket: 0.0 when granted, else the seconds
+    until one will be there. The row is locked for the transaction (PostgreSQL), so replicas
+    draw from one bucket."""
+    row = conn.execute(
+        select(ci_budgets).where(ci_budgets.c.provider == provider).with_for_update()
+    ).one_or_none()
+    if row is None:
+        values = {"provider": provider, "tokens": float(burst) - 1.0, "updated_at": now}
+        inserted = conn.execute(_INSERT_BUDGET[conn.dialect.name], values).rowcount
+        if inserted:
+            return 0.0
+        row = conn.execute(
+            select(ci_budgets).where(ci_budgets.c.provider == provider).with_for_update()
+        ).one()
+    elapsed = max(0.0, (now - row.updated_at).total_seconds())
+    tokens: float = min(float(burst), float(row.tokens) + elapsed * rate_per_s)
+    if tokens >= 1.0:
+        conn.execute(
+            update(ci_budgets)
+            .where(ci_budgets.c.provider == provider)
+            .values(tokens=tokens - 1.0, updated_at=max(now, row.updated_at))
+        )
+        return 0.0
+    return (1.0 - tokens) / rate_per_s
+
+
+_INSERT_BUDGET = {
+    "postgresql": postgresql.insert(ci_budgets).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(ci_budgets).on_conflict_do_nothing(),
+}
+_INSERT_DELIVERY = {
+    "postgresql": postgresql.insert(inbound_deliveries).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(inbound_deliveries).on_conflict_do_nothing(),
+}
+
+
+def record_delivery(conn: Connection, source: str, delivery_id: str, now: datetime) -> bool:
+    """True the first time a delivery is seen; False for a redelivery."""
+    values = {"source": source, "delivery_id": delivery_id, "received_at": now}
+    return bool(conn.execute(_INSERT_DELIVERY[conn.dialect.name], values).rowcount)
+
+
+def set_ref(
+    conn: Connection, run_id: int, ref: dict[str, Any], external_id: str | None, url: str | None
+) -> None:
+    """Store a run's id learnt from a webhook (GitHub: the run found by its title)."""
+    conn.execute(
+        update(ci_runs)
+        .where(ci_runs.c.id == run_id, ci_runs.c.external_id.is_(None))
+        .values(ref=ref, external_id=external_id, url=url)
+    )
