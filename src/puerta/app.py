@@ -54,8 +54,12 @@ def create_app(
     if tokens is None:
         tokens = TokenRegistry.from_policy(compiled.policy, settings.environ)
     the_clock = clock or SystemClock()
-    ci_tokens = read_tokens(compiled.policy.ci, settings.environ)
-    webhook_secrets = read_webhook_secrets(compiled.policy.ci, settings.environ)
+    # CI secrets are needed only where runs are triggered and followed; in-process tools
+    # without background work (simulate, explain --policy) run without them
+    ci_tokens = read_tokens(compiled.policy.ci, settings.environ) if settings.background else {}
+    webhook_secrets = (
+        read_webhook_secrets(compiled.policy.ci, settings.environ) if settings.background else {}
+    )
     database_url = settings.resolve_database_url(compiled.policy.database.url)
 
     @asynccontextmanager
@@ -76,7 +80,11 @@ def create_app(
         app.state.load_runner = runner
         if runner is not None:
             await runner.start()
-        providers = build_providers(compiled.policy.ci, ci_tokens, db, the_clock)
+        providers = (
+            build_providers(compiled.policy.ci, ci_tokens, db, the_clock)
+            if settings.background
+            else {}
+        )
         ci_runner = (
             CiRunner(db, the_clock, providers, interval=settings.runner_interval)
             if settings.background

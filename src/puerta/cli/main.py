@@ -11,7 +11,11 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from puerta.cli.client import ApiError, PuertaClient
+from puerta.cli.common import DEFAULT_SERVER, ServerOpt, TokenOpt
+from puerta.cli.common import call as _call
+from puerta.cli.common import print_table as _print_table
+from puerta.cli.common import split_canary as _split
+from puerta.cli.e2e import e2e_app, print_rollout_runs
 from puerta.cli.simulate import simulate
 from puerta.errors import ConfigError
 
@@ -23,15 +27,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-ServerOpt = Annotated[
-    str, typer.Option("--server", envvar="PUERTA_URL", help="URL of a running Puerta")
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option("--token", envvar="PUERTA_TOKEN", help="bearer token (or PUERTA_TOKEN)"),
-]
-DEFAULT_SERVER = "http://127.0.0.1:8080"
+app.add_typer(e2e_app, name="e2e")
 
 
 def _fail_config(exc: ConfigError) -> None:
@@ -135,29 +131,6 @@ def db_upgrade(
     typer.echo(f"database ({dialect}) is at the newest schema")
 
 
-def _client(server: str, token: str | None) -> PuertaClient:
-    return PuertaClient(server, token)
-
-
-def _call(server: str, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
-    client = _client(server, token)
-    try:
-        return client.request(method, path, **kwargs)
-    except ApiError as exc:
-        typer.echo(f"error: {exc.detail} (HTTP {exc.status})", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        client.close()
-
-
-def _split(canary: str) -> tuple[str, str]:
-    namespace, sep, name = canary.partition("/")
-    if not sep or not namespace or not name:
-        typer.echo(f"error: expected NAMESPACE/NAME, got {canary!r}", err=True)
-        raise typer.Exit(2)
-    return namespace, name
-
-
 def _waiting_text(rollout: dict[str, Any] | None) -> str:
     if not rollout:
         return "-"
@@ -226,6 +199,7 @@ def _print_canary_detail(data: dict[str, Any]) -> None:
             typer.echo(
                 f"  waiting on {waiting['hook']} since {waiting['since']}: {waiting['reason']}"
             )
+        print_rollout_runs(data.get("e2e_runs") or [])
     rows = [["ROLLOUT", "STATUS", "REVISION", "STARTED", "FINISHED"]]
     for item in data.get("history", []):
         rows.append(
@@ -239,13 +213,6 @@ def _print_canary_detail(data: dict[str, Any]) -> None:
         )
     typer.echo("")
     _print_table(rows)
-
-
-def _print_table(rows: list[list[str]]) -> None:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        line = "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row))
-        typer.echo(line.rstrip())
 
 
 def _action(action: str, canary: str, server: str, token: str | None, body: dict[str, Any]) -> None:
