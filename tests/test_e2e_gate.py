@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import VIEWER, Puerta, flagger_payload, serve_in_thread
+from conftest import VIEWER, Puerta, flagger_payload
 from fakes.github import FakeGitHub
+from fakes.server import serve_in_thread
 from puerta.clock import ManualClock
 
 GH_TOKEN = "ghs_e2e_test_token_5a7c"

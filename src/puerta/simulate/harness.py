@@ -15,15 +15,21 @@ import hashlib
 import secrets
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.engine import Connection
 
 from puerta.api.auth import Principal, Role, TokenRegistry
 from puerta.app import create_app
 from puerta.clock import ManualClock
 from puerta.policy import CompiledPolicy
 from puerta.settings import Settings
+from puerta.store.tables import ci_runs
 
 with warnings.catch_warnings():
     # Starlette prefers httpx2 for its test client; httpx works the same for this use.
@@ -49,6 +55,19 @@ class Answer:
         return self.status <= 202
 
 
+def _simulated_pass(conn: Connection, *, run_ids: list[int], now: datetime) -> None:
+    conn.execute(
+        update(ci_runs)
+        .where(ci_runs.c.id.in_(run_ids), ci_runs.c.status == "pending")
+        .values(
+            status="succeeded",
+            reason="simulated: not run, assumed to pass",
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+
+
 class InProcessPuerta:
     """A running Puerta app; use as a context manager (it starts and migrates the database)."""
 
@@ -71,6 +90,7 @@ class InProcessPuerta:
             background=False,  # load tests are reported as dry runs, never generated
         )
         app = create_app(settings, policy=policy, clock=clock, tokens=registry)
+        self._clock = clock
         self._client = TestClient(app, raise_server_exceptions=True)
         self._seen_load_tests: set[tuple[str, str, object, str]] = set()
 
@@ -93,10 +113,33 @@ class InProcessPuerta:
         """``POST /hooks/<endpoint>`` with Flagger's payload; what Puerta would have started
         (a load test) comes back as dry-run effects."""
         response = self._client.post(f"/hooks/{endpoint}", json=payload)
+        namespace, name = str(payload["namespace"]), str(payload["name"])
         effects: tuple[str, ...] = ()
         if endpoint == "rollout":
-            effects = self._new_load_tests(str(payload["namespace"]), str(payload["name"]))
+            effects = self._new_load_tests(namespace, name)
+        effects += self._new_e2e_runs(namespace, name)
         return Answer(response.status_code, response.text, effects)
+
+    def _new_e2e_runs(self, namespace: str, name: str) -> tuple[str, ...]:
+        """E2E runs the call asked for: reported as dry runs and taken as passed, so the
+        simulation goes on as if CI had succeeded (a later call sees the pass)."""
+        detail = self.canary(namespace, name) or {}
+        started = [run for run in detail.get("e2e_runs", []) if run["status"] == "pending"]
+        if not started:
+            return ()
+        ids = [run["id"] for run in started]
+        db = self._client.app.state.db  # type: ignore[attr-defined]
+        now = self._clock.now()
+        self._client.portal.call(db.write, partial(_simulated_pass, run_ids=ids, now=now))  # type: ignore[union-attr]
+        found = []
+        for run in started:
+            target = run["target"]
+            what = target.get("workflow") or target.get("project")
+            ref = f"@{target['ref']}" if target.get("ref") else ""
+            found.append(
+                f"E2E run {run['gate']} on {run['provider']}: {what}{ref} (assumed to pass)"
+            )
+        return tuple(found)
 
     def _new_load_tests(self, namespace: str, name: str) -> tuple[str, ...]:
         detail = self.canary(namespace, name) or {}
