@@ -81,7 +81,8 @@ def runs(
 ) -> None:
     """List E2E runs, newest first: canary, rollout, gate, provider, status and link."""
     if status is not None and status not in STATUSES:
-        typer.echo(f"error: --status must be one of {', '.join(STATUSES)}, got {status!r}", err=True)
+        choices = ", ".join(STATUSES)
+        typer.echo(f"error: --status must be one of {choices}, got {status!r}", err=True)
         raise typer.Exit(2)
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if canary:
@@ -137,7 +138,7 @@ def show(
 def _print_fields(fields: list[tuple[str, str]]) -> None:
     width = max(len(label) for label, _ in fields)
     for label, value in fields:
-        typer.echo(f"{label.ljust(width)}  {value}")
+        typer.echo(f"{label.ljust(width)}  {value}".rstrip())
 
 
 def _print_run(run: dict[str, Any]) -> None:
@@ -175,9 +176,9 @@ def _print_run(run: dict[str, Any]) -> None:
         ("deadline", _when(run.get("deadline_at"))),
     ]
     if run["status"] in ACTIVE:
-        fields.append(
-            ("next check", f"{_when(run.get('next_check_at'))} ({run.get('polls', 0)} polls)")
-        )
+        polls = run.get("polls", 0)
+        checked = f"{polls} poll{'' if polls == 1 else 's'} so far"
+        fields.append(("next check", f"{_when(run.get('next_check_at'))} ({checked})"))
     _print_fields(fields)
 
     parts: list[dict[str, Any]] = run.get("parts") or []
