@@ -237,6 +237,8 @@ def test_failed_run_names_the_job_and_rolls_back_at_once(
     assert run_status(puerta) == "failed"
     audit = puerta.audit(hook="rollback")
     assert audit[0]["verdict"] == "rollback"
+    metrics = puerta.http.get("/metrics").text
+    assert 'puerta_e2e_runs_finished_total{provider="gh",status="failed"} 1.0' in metrics
 
 
 def test_retry_storm_triggers_one_run(

@@ -86,7 +86,13 @@ def create_app(
             else {}
         )
         ci_runner = (
-            CiRunner(db, the_clock, providers, interval=settings.runner_interval)
+            CiRunner(
+                db,
+                the_clock,
+                providers,
+                interval=settings.runner_interval,
+                metrics=app.state.metrics,
+            )
             if settings.background
             else None
         )

@@ -35,3 +35,17 @@ class Metrics:
             ["action"],
             registry=self.registry,
         )
+        self.e2e_runs_finished = Counter(
+            "puerta_e2e_runs_finished_total",
+            "E2E runs on CI that ended, by provider and status (succeeded, failed, canceled, "
+            "abandoned).",
+            ["provider", "status"],
+            registry=self.registry,
+        )
+        self.ci_provider_errors = Counter(
+            "puerta_ci_provider_errors_total",
+            "Failed calls to CI providers, by provider and kind (transient, rate_limited, "
+            "permanent).",
+            ["provider", "kind"],
+            registry=self.registry,
+        )

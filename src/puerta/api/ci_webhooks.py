@@ -26,6 +26,7 @@ from puerta.ci.webhooks import (
     verify_github,
 )
 from puerta.clock import Clock
+from puerta.metrics import Metrics
 from puerta.policy import CompiledPolicy
 from puerta.service import ci_events
 from puerta.service.ci_runner import CiRunner
@@ -123,6 +124,9 @@ async def _github(
 
 def _done(request: Request, name: str, applied: ci_events.Applied) -> PlainTextResponse:
     runner: CiRunner | None = request.app.state.ci_runner
+    if applied.finished and applied.status is not None:
+        metrics: Metrics = request.app.state.metrics
+        metrics.e2e_runs_finished.labels(name, applied.status).inc()
     if runner is not None and (applied.finished or applied.due_now):
         if applied.finished:
             runner.notify_changed()

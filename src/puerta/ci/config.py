@@ -114,4 +114,6 @@ class CiConfig(BaseModel):
         for name in value:
             if not name or not name.replace("-", "").replace("_", "").isalnum():
                 raise ValueError(f"provider name {name!r}: use letters, digits, - and _")
+            if len(name) > 100:
+                raise ValueError(f"provider name {name[:20]!r}...: at most 100 characters")
         return value

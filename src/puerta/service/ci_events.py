@@ -35,6 +35,7 @@ class Applied:
     run_id: int | None = None
     finished: bool = False
     due_now: bool = False
+    status: str | None = None  # the run's new status when the delivery finished it
 
 
 def _event(
@@ -107,7 +108,8 @@ def apply_circleci(
             reason=event.reason,
             url=event.url,
         )
-        return Applied(f"run {run.id} {_STATUS[event.state]}", run.id, finished=done)
+        status = _STATUS[event.state]
+        return Applied(f"run {run.id} {status}", run.id, finished=done, status=status)
     # a workflow succeeded; other workflows of the pipeline may still run: look now
     ci_runs.check_now(conn, run.id, now)
     _event(conn, run, now, run.status, f"{event.workflow}:{event.status}", event.reason, event.url)
@@ -154,7 +156,8 @@ def apply_github(
             url=status.url,
             ref=ref,
         )
-        return Applied(f"run {run.id} {_STATUS[status.state]}", run.id, finished=done)
+        new = _STATUS[status.state]
+        return Applied(f"run {run.id} {new}", run.id, finished=done, status=new)
     if ref is not None:
         ci_runs.set_ref(conn, run.id, ref.as_dict(), ref.id, ref.url)
     ci_runs.check_now(conn, run.id, now)

@@ -50,6 +50,7 @@ from puerta.ci.base import (
 from puerta.ci.registry import BudgetExhausted, ProviderHandle
 from puerta.clock import Clock
 from puerta.domain.durations import format_duration, parse_duration
+from puerta.metrics import Metrics
 from puerta.service.load_runner import replica_name
 from puerta.store import ci_runs
 from puerta.store.db import Database
@@ -105,8 +106,10 @@ class CiRunner:
         interval: float = 1.0,
         batch: int = 200,
         concurrency: int = 8,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.clock = clock
         self.providers = providers
         self.replica = replica or replica_name()
@@ -238,7 +241,8 @@ class CiRunner:
     async def _trigger(self, row: Row[Any], handle: ProviderHandle) -> None:
         if row.trigger_started_at is not None:
             log.warning(
-                "triggering again: the replica that started this run stopped before storing it",
+                "triggering again: an earlier trigger call may have reached the provider "
+                "(its replica stopped, or the call timed out) before the run was stored",
                 run=row.id,
                 provider=row.provider,
             )
@@ -247,10 +251,14 @@ class CiRunner:
         try:
             ref = await handle.provider.trigger(target_of(row))
         except PermanentError as exc:
+            self._count_error(row.provider, exc)
             await self._finish(row, "failed", f"could not start the run: {exc}", "trigger")
             return
         except ProviderError as exc:
-            await self._trouble(row, handle, exc)
+            # an answer (an error status) or our own budget means no run was started; a
+            # timeout or a dropped connection leaves it unknown, and the mark stays
+            started_unknown = exc.status is None and not isinstance(exc, BudgetExhausted)
+            await self._trouble(row, handle, exc, clear_trigger=not started_unknown)
             return
         timing = _timing(handle)
         now = self.clock.now()
@@ -315,6 +323,7 @@ class CiRunner:
         }
         if status.state.terminal:
             changes["finished_at"] = now
+            self._count_end(row.provider, new_status)
         event = (new_status, status.raw, changes["url"], "poll") if changed else None
         await self._save(row, changes, event=event, reason=status.reason)
         if changed:
@@ -329,15 +338,24 @@ class CiRunner:
 
     # ---- shared -----------------------------------------------------------------------------
 
-    async def _trouble(self, row: Row[Any], handle: ProviderHandle, exc: ProviderError) -> None:
+    async def _trouble(
+        self,
+        row: Row[Any],
+        handle: ProviderHandle,
+        exc: ProviderError,
+        *,
+        clear_trigger: bool = False,
+    ) -> None:
         """The provider could not answer: keep the run as it is, note why, check later."""
         timing = _timing(handle)
         now = self.clock.now()
+        cleared: dict[str, Any] = {"trigger_started_at": None} if clear_trigger else {}
         if isinstance(exc, BudgetExhausted):  # our own budget: no fault of the provider's
             wait = exc.retry_after or timing.poll
-            changes: dict[str, Any] = {"next_check_at": now + timedelta(seconds=wait)}
+            changes: dict[str, Any] = {"next_check_at": now + timedelta(seconds=wait), **cleared}
             await self._save(row, changes, event=None)
             return
+        self._count_error(row.provider, exc)
         backoff = min(timing.max_poll, max(timing.poll, row.backoff_s * 2))
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             # the provider said how long: leave it alone that long, from this replica
@@ -349,6 +367,7 @@ class CiRunner:
             "updated_at": now,
             "backoff_s": backoff,
             "next_check_at": now + timedelta(seconds=backoff),
+            **cleared,
         }
         await self._save(row, changes, event=None)
         log.warning(
@@ -358,6 +377,18 @@ class CiRunner:
             error=str(exc),
             retry_in_s=round(backoff, 1),
         )
+
+    def _count_error(self, provider: str, exc: ProviderError) -> None:
+        if self.metrics is None:
+            return
+        kind = "rate_limited" if isinstance(exc, RateLimited) else "transient"
+        if isinstance(exc, PermanentError):
+            kind = "permanent"
+        self.metrics.ci_provider_errors.labels(provider, kind).inc()
+
+    def _count_end(self, provider: str, status: str) -> None:
+        if self.metrics is not None:
+            self.metrics.e2e_runs_finished.labels(provider, status).inc()
 
     async def _cancel(self, handle: ProviderHandle, ref: RunRef | None) -> bool:
         if ref is None:
@@ -378,6 +409,7 @@ class CiRunner:
             "next_check_at": now,
         }
         await self._save(row, changes, event=(status, row.raw, row.url, source), reason=reason)
+        self._count_end(row.provider, status)
         log.info("e2e run ended", run=row.id, provider=row.provider, status=status, reason=reason)
 
     async def _save(

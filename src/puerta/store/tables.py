@@ -188,7 +188,7 @@ ci_runs = Table(
     # pending (not triggered yet) | queued | running | succeeded | failed | canceled | abandoned
     Column("status", String(16), nullable=False),
     Column("ref", JSON),  # puerta.ci.base.RunRef.as_dict(): how to find the run again
-    Column("external_id", String(200)),  # the provider's id, for webhooks to find the run
+    Column("external_id", Text),  # the provider's id, for webhooks to find the run
     Column("correlation", String(64), nullable=False),  # {run_id}: unique per run
     Column("url", Text),
     Column("raw", String(200)),  # the provider's own status words

@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("target", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("ref", sa.JSON(), nullable=True),
-        sa.Column("external_id", sa.String(length=200), nullable=True),
+        sa.Column("external_id", sa.Text(), nullable=True),
         sa.Column("correlation", sa.String(length=64), nullable=False),
         sa.Column("url", sa.Text(), nullable=True),
         sa.Column("raw", sa.String(length=200), nullable=True),
