@@ -211,6 +211,10 @@ def test_background_run_passes_and_lets_the_canary_on(
     (stored,) = runs(puerta)
     assert stored["status"] == "succeeded"
     assert stored["url"] == run.html_url
+    page = puerta.http.get("/ui/canaries/staging/podinfo")
+    assert page.status_code == 200
+    assert "E2E runs of the current rollout" in page.text
+    assert f'<a href="{run.html_url}" rel="noopener noreferrer">gh run {run.id}</a>' in page.text
     assert stored["external_id"] == str(run.id)
     assert [e["status"] for e in stored["events"]] == ["queued", "running", "succeeded"]
     assert [e["source"] for e in stored["events"]] == ["trigger", "poll", "poll"]

@@ -18,6 +18,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.engine import Connection
 
 from puerta.api import schemas
+from puerta.api.ci_views import ci_runs_of_rollout
 from puerta.api.views import canary_from, rollout_from
 from puerta.domain import train as train_domain
 from puerta.domain.rollouts import RolloutStatus
@@ -211,6 +212,7 @@ class CanaryView:
     card: CanaryCard
     history: list[schemas.Rollout]
     load_tests: list[schemas.LoadTest] = field(default_factory=list)  # of the current rollout
+    e2e_runs: list[schemas.CiRun] = field(default_factory=list)  # of the current rollout
 
     @property
     def canary(self) -> schemas.Canary:
@@ -229,8 +231,10 @@ def load_canary(conn: Connection, namespace: str, name: str) -> CanaryView | Non
     history = [r for r in (rollout_from(h) for h in rows) if r is not None]
     current = history[0] if rows and rows[0].id == row.current_rollout_id else None
     loads = repo.load_runs_of(conn, row.id, current.seq) if current is not None else []
+    runs = ci_runs_of_rollout(conn, row, current.seq) if current is not None else []
     return CanaryView(
         card_from(schemas.Canary(**canary_from(row, current))),
         history,
         [schemas.LoadTest.model_validate(load) for load in loads],
+        runs,
     )
