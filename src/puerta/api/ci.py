@@ -11,11 +11,12 @@ from puerta.api import schemas
 from puerta.api.admin import ERRORS, reader
 from puerta.api.auth import Principal
 from puerta.api.ci_views import with_events
+from puerta.api.text_guard import storable_parameters
 from puerta.errors import NotFound
 from puerta.store import ci_runs
 from puerta.store.db import Database
 
-router = APIRouter(prefix="/api/v1", tags=["e2e runs"])
+router = APIRouter(prefix="/api/v1", tags=["e2e runs"], dependencies=[Depends(storable_parameters)])
 
 RunStatus = Literal["pending", "queued", "running", "succeeded", "failed", "canceled", "abandoned"]
 
@@ -58,7 +59,7 @@ async def list_runs(
 )
 async def get_run(
     request: Request,
-    run_id: Annotated[int, Path(ge=1, le=2**62)],
+    run_id: Annotated[int, Path(ge=1, le=2**31 - 1)],  # an INTEGER column
     _: Annotated[Principal | None, Depends(reader)],
 ) -> schemas.CiRun:
     """One E2E run with its status history."""

@@ -23,7 +23,7 @@ e2e_app = typer.Typer(help="E2E runs on CI triggered by e2e gates.", no_args_is_
 #: replaced the rollout)
 STATUSES = ("pending", "queued", "running", "succeeded", "failed", "canceled", "abandoned")
 ACTIVE = ("pending", "queued", "running")
-_MAX_RUN_ID = 2**62  # the API's bound; larger ids are a usage error here, not a 422 there
+_MAX_RUN_ID = 2**31 - 1  # the API's bound; larger ids are a usage error here, not a 422 there
 
 
 def _text(value: Any) -> str:
