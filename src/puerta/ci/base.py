@@ -15,6 +15,21 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from puerta.external import PermanentError, ProviderError, RateLimited, TransientError
+
+__all__ = [
+    "CiProvider",
+    "Part",
+    "PermanentError",
+    "ProviderError",
+    "RateLimited",
+    "RunRef",
+    "RunState",
+    "RunStatus",
+    "Target",
+    "TransientError",
+]
+
 
 class RunState(StrEnum):
     """A run's state, the same words for every provider."""
@@ -123,30 +138,6 @@ class RunStatus:
     url: str | None = None
     parts: tuple[Part, ...] = ()
     ref: RunRef | None = None
-
-
-class ProviderError(Exception):
-    """A provider call did not work. ``status``: the HTTP status, if there was an answer."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class TransientError(ProviderError):
-    """Outage, 5xx, timeout, connection refused: retry later with backoff; never a pass."""
-
-
-class RateLimited(TransientError):
-    """429 (or 403 with a rate-limit header on GitHub): wait ``retry_after`` seconds."""
-
-    def __init__(self, message: str, *, retry_after: float | None, status: int | None = 429):
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
-
-
-class PermanentError(ProviderError):
-    """Bad token, unknown project/workflow, parameters refused: retrying will not help."""
 
 
 class CiProvider(Protocol):
