@@ -14,6 +14,8 @@ from conftest import ADMIN, APPROVER, VIEWER, Puerta
 #: (method, path) -> role needed. Paths as the app declares them.
 PROTECTED = {
     ("GET", "/api/v1/audit"): "viewer",
+    ("GET", "/api/v1/audit/verify"): "viewer",
+    ("GET", "/api/v1/audit/export"): "viewer",
     ("GET", "/api/v1/whoami"): "viewer",
     ("POST", "/api/v1/canaries/{namespace}/{name}/approve"): "approver",
     ("POST", "/api/v1/canaries/{namespace}/{name}/halt"): "approver",

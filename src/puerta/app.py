@@ -16,7 +16,9 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from puerta import __version__
 from puerta.api import admin, ci_webhooks, environments, explain, health, hooks
+from puerta.api import audit as audit_api
 from puerta.api import ci as ci_api
+from puerta.api import notifications as notifications_api
 from puerta.api.auth import TokenRegistry
 from puerta.ci.registry import build_providers, close_providers, read_tokens
 from puerta.ci.webhooks import read_webhook_secrets
@@ -25,12 +27,16 @@ from puerta.dashboard import install as install_dashboard
 from puerta.errors import BadRequest, Conflict, NotFound, PuertaError
 from puerta.loadtester import install as loadtester
 from puerta.metrics import Metrics
+from puerta.notify.registry import NotifySecrets, build_sinks, read_notify_secrets
 from puerta.policy import CompiledPolicy, load_policy
 from puerta.service.admin import AdminService
+from puerta.service.audit_sealer import AuditSealer
 from puerta.service.ci_runner import CiRunner
+from puerta.service.commit_wiring import build_commit_sources, read_github_token
 from puerta.service.explain import ExplainService
 from puerta.service.hooks import HookService
 from puerta.service.load_runner import LoadRunner
+from puerta.service.notifier import NotificationWorker
 from puerta.settings import Settings
 from puerta.store.db import Database
 
@@ -60,6 +66,15 @@ def create_app(
     webhook_secrets = (
         read_webhook_secrets(compiled.policy.ci, settings.environ) if settings.background else {}
     )
+    notifications = compiled.policy.notifications
+    notify_secrets = (
+        read_notify_secrets(notifications, settings.environ)
+        if settings.background
+        else NotifySecrets()
+    )
+    github_token = (
+        read_github_token(compiled.policy, settings.environ) if settings.background else None
+    )
     database_url = settings.resolve_database_url(compiled.policy.database.url)
 
     @asynccontextmanager
@@ -69,7 +84,7 @@ def create_app(
             await db.migrate()
         app.state.db = db
         app.state.hook_service = HookService(db, compiled, the_clock)
-        app.state.admin_service = AdminService(db, the_clock)
+        app.state.admin_service = AdminService(db, the_clock, notifications)
         app.state.explain_service = ExplainService(db, compiled)
         commands = loadtester.start(app)  # flagger-loadtester task commands of this replica
         runner = (
@@ -92,6 +107,7 @@ def create_app(
                 providers,
                 interval=settings.runner_interval,
                 metrics=app.state.metrics,
+                notifications=notifications,
             )
             if settings.background
             else None
@@ -99,6 +115,38 @@ def create_app(
         app.state.ci_runner = ci_runner
         if ci_runner is not None:
             await ci_runner.start()
+        sealer = (
+            AuditSealer(
+                db,
+                the_clock,
+                interval=settings.runner_interval,
+                retention=compiled.policy.audit.retention_period(),
+            )
+            if settings.background
+            else None
+        )
+        app.state.audit_sealer = sealer
+        if sealer is not None:
+            await sealer.start()
+        sinks = build_sinks(notifications, notify_secrets)
+        sources = build_commit_sources(compiled.policy, github_token, db, the_clock, sinks)
+        notifier = (
+            NotificationWorker(
+                db,
+                the_clock,
+                notifications,
+                chat=sinks.chat,
+                event_sinks=sinks.events,
+                resolver=sources.resolver,
+                interval=settings.runner_interval,
+                metrics=app.state.metrics,
+            )
+            if settings.background and notifications.routes
+            else None
+        )
+        app.state.notifier = notifier
+        if notifier is not None:
+            await notifier.start()
         log.info(
             "puerta started",
             version=__version__,
@@ -111,6 +159,10 @@ def create_app(
             # each step runs even if one before it failed: generators and commands must not
             # outlive the app, and the database closes last
             try:
+                if notifier is not None:
+                    await notifier.stop()
+                if sealer is not None:
+                    await sealer.stop()
                 if ci_runner is not None:
                     await ci_runner.stop()
                 if runner is not None:
@@ -119,6 +171,8 @@ def create_app(
                 try:
                     await commands.stop()
                     await close_providers(providers)
+                    await sinks.aclose()
+                    await sources.aclose()
                 finally:
                     await db.dispose()
 
@@ -133,13 +187,17 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.clock = the_clock
     app.state.ci_runner = None
+    app.state.audit_sealer = None
+    app.state.notifier = None
     app.state.webhook_secrets = webhook_secrets
     app.add_route(hooks.PATH, hooks.flagger_hook, methods=["POST"])
     app.include_router(admin.router)
+    app.include_router(audit_api.router)
     app.include_router(environments.router)
     app.include_router(explain.router)
     app.include_router(health.router)
     app.include_router(ci_api.router)
+    app.include_router(notifications_api.router)
     app.add_route(ci_webhooks.PATH, ci_webhooks.ci_webhook, methods=["POST"])
     install_dashboard(app, settings.environ)  # the web dashboard under /ui/
     app.add_route("/", _to_dashboard, methods=["GET"], include_in_schema=False)

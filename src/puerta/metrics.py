@@ -49,3 +49,10 @@ class Metrics:
             ["provider", "kind"],
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "puerta_notifications_total",
+            "Notification deliveries by destination kind (slack, slack-raw, dm, teams, webhook) "
+            "and outcome (sent, failed, skipped).",
+            ["destination", "status"],
+            registry=self.registry,
+        )

@@ -84,6 +84,7 @@ async def ci_webhook(request: Request) -> PlainTextResponse:
 
 
 async def _circleci(request: Request, name: str, payload: Any) -> PlainTextResponse:
+    policy: CompiledPolicy = request.app.state.policy
     kind = request.headers.get("circleci-event-type", "")
     if kind != "workflow-completed":
         return _text(200, f"ignored: event type {kind[:60]!r}")
@@ -93,7 +94,9 @@ async def _circleci(request: Request, name: str, payload: Any) -> PlainTextRespo
         return _text(400, "body: not a workflow-completed event (id, pipeline.id, workflow.status)")
     now = _clock(request).now()
     applied = await _db(request).write(
-        lambda c: ci_events.apply_circleci(c, name, delivery[:200], event, now)
+        lambda c: ci_events.apply_circleci(
+            c, name, delivery[:200], event, now, policy.policy.notifications
+        )
     )
     return _done(request, name, applied)
 
@@ -113,11 +116,14 @@ async def _github(
     if parsed is None:
         return _text(200, "ignored: not a requested/in_progress/completed workflow_run event")
     run_id, status = parsed
+    policy: CompiledPolicy = request.app.state.policy
     run = payload.get("workflow_run") if isinstance(payload, dict) else None
     title = str(run.get("display_title") or "") if isinstance(run, dict) else ""
     now = _clock(request).now()
     applied = await _db(request).write(
-        lambda c: ci_events.apply_github(c, name, delivery[:200], run_id, status, title, now)
+        lambda c: ci_events.apply_github(
+            c, name, delivery[:200], run_id, status, title, now, policy.policy.notifications
+        )
     )
     return _done(request, name, applied)
 

@@ -22,6 +22,7 @@ from puerta.errors import BadRequest
 from puerta.metrics import Metrics
 from puerta.service.ci_runner import CiRunner
 from puerta.service.hooks import HookOutcome, HookService
+from puerta.service.notifier import NotificationWorker
 
 PATH = "/hooks/{hook_type}"
 HOLD_RECHECK_S = 1.0  # a held call re-reads its runs this often (changes of other replicas)
@@ -173,6 +174,9 @@ async def flagger_hook(request: Request) -> PlainTextResponse:
 
     service: HookService = request.app.state.hook_service
     outcome = await service.handle(hook, payload)
+    notifier: NotificationWorker | None = request.app.state.notifier
+    if notifier is not None and outcome.applied.notices:
+        notifier.wake()
     runner: CiRunner | None = request.app.state.ci_runner
     if runner is not None:
         if outcome.applied.ci_runs:

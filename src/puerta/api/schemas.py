@@ -116,6 +116,32 @@ class CiRunList(_Out):
     total: int
 
 
+class NotificationItem(_Out):
+    id: int
+    namespace: str
+    name: str
+    rollout_seq: int = Field(description="0: before the canary's first rollout")
+    destination: str = Field(
+        description="slack:CHANNEL (thread), slack-raw:CHANNEL, dm, teams:N or webhook:N "
+        "(N: the route's index in notifications.routes)"
+    )
+    item: str = Field(description="parent, reply, raw, event or dm")
+    status: str = Field(description="pending, sent, failed (permanent error) or skipped")
+    attempts: int
+    last_error: str | None = Field(description="the last failure, or why it was skipped")
+    external_id: str | None = Field(description="e.g. the Slack message ts")
+    notice: dict[str, Any] = Field(description="what happened: kind, text, link, actor, ...")
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+
+
+class NotificationList(_Out):
+    items: list[NotificationItem]
+    total: int
+    counts: dict[str, int] = Field(description="items by status, over all canaries")
+
+
 class CanaryDetail(Canary):
     history: list[Rollout]
     load_tests: list[LoadTest] = Field(

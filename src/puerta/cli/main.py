@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from puerta.cli.audit import audit_app
 from puerta.cli.common import DEFAULT_SERVER, ServerOpt, TokenOpt
 from puerta.cli.common import call as _call
 from puerta.cli.common import print_table as _print_table
@@ -28,6 +29,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(e2e_app, name="e2e")
+app.add_typer(audit_app, name="audit")  # subcommands verify, export; alone: the query below
 
 
 def _fail_config(exc: ConfigError) -> None:
@@ -439,8 +441,9 @@ def _print_explanation(data: dict[str, Any]) -> None:
         typer.echo("next change: none scheduled (waits for a person or another rollout)")
 
 
-@app.command()
+@audit_app.callback(invoke_without_command=True)
 def audit(
+    ctx: typer.Context,
     canary: Annotated[str | None, typer.Option(help="NAMESPACE/NAME")] = None,
     namespace: Annotated[str | None, typer.Option()] = None,
     environment: Annotated[str | None, typer.Option()] = None,
@@ -457,6 +460,8 @@ def audit(
     token: TokenOpt = None,
 ) -> None:
     """Query the audit: hook calls and admin actions, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
     if fmt not in ("table", "json", "jsonl"):
         typer.echo(f"error: --format must be table, json or jsonl, got {fmt!r}", err=True)
         raise typer.Exit(2)

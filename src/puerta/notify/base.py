@@ -32,7 +32,12 @@ class ChatSink(Protocol):
         ...
 
     async def update(self, channel: str, message_id: str, message: Message) -> None:
-        """Replace a posted message's content."""
+        """Replace a posted message's content (``channel``: the id, see :meth:`channel_id`)."""
+        ...
+
+    def channel_id(self, name: str) -> str | None:
+        """The id of a channel this sink posted to by name (Slack's chat.update takes ids
+        only); None when not known."""
         ...
 
     async def open_dm(self, user_id: str) -> str:

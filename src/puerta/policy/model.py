@@ -18,12 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from puerta.ci.config import CiConfig
 from puerta.ci.targets import e2e_target_problems
+from puerta.commits.config import CommitsConfig
 from puerta.domain.durations import parse_duration
 from puerta.domain.gates import Gate, GateOptions, gate_types
 from puerta.domain.gates.e2e import E2EOptions, E2EResultOptions
 from puerta.domain.hooks import FlaggerPayload, HookType
 from puerta.domain.train import TrainConfig
 from puerta.loadtester.config import LoadtesterConfig
+from puerta.notify.config import NotificationsConfig
+from puerta.policy.audit import AuditConfig
 from puerta.policy.errors import located
 from puerta.policy.secret_ref import SecretRef
 
@@ -229,6 +232,9 @@ class Policy(_Strict):
     hooks: HookAccess = Field(default_factory=HookAccess)
     loadtester: LoadtesterConfig = Field(default_factory=LoadtesterConfig)
     ci: CiConfig = Field(default_factory=CiConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    commits: CommitsConfig = Field(default_factory=CommitsConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
 
     @field_validator("environments")

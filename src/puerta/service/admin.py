@@ -24,8 +24,11 @@ from sqlalchemy.engine import Connection
 
 from puerta.clock import Clock
 from puerta.domain.hooks import CONFIRM_HOOKS, HookType
+from puerta.domain.notices import Notice, NoticeKind
 from puerta.domain.rollouts import RolloutStatus
 from puerta.errors import BadRequest, Conflict, NotFound
+from puerta.notify.config import NotificationsConfig
+from puerta.service.notices import record_notice
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
@@ -43,10 +46,24 @@ class ActionResult:
     rollout_seq: int | None = None
 
 
+_NOTICE_OF_ACTION = {
+    "approve": NoticeKind.APPROVED,
+    "halt": NoticeKind.HALTED,
+    "rollback": NoticeKind.ROLLBACK_REQUESTED,
+    "override": NoticeKind.OVERRIDE,
+}
+
+
 class AdminService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        notifications: NotificationsConfig | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.notifications = notifications or NotificationsConfig()
 
     def _canary(self, conn: Connection, namespace: str, name: str) -> Row[Any]:
         canary = repo.find_canary(conn, namespace, name, lock=True)
@@ -302,3 +319,21 @@ class AdminService:
             reason=reason,
             details={"result": message, **details},
         )
+        kind = _NOTICE_OF_ACTION.get(action)
+        if kind is not None and seq is not None and self.notifications.routes:
+            rollout = repo.get_rollout(conn, canary.current_rollout_id)
+            text = f"{message}" + (f" (reason: {reason})" if reason else "")
+            notice = Notice(
+                kind=kind,
+                namespace=canary.namespace,
+                name=canary.name,
+                rollout_seq=seq,
+                environment=canary.environment,
+                revision=rollout.revision if rollout is not None else canary.checksum,
+                at=self.clock.now(),
+                text=text,
+                actor=actor,
+            )
+            record_notice(
+                conn, self.notifications, canary_id=canary.id, notice=notice, now=notice.at
+            )

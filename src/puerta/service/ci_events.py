@@ -18,7 +18,10 @@ from sqlalchemy.engine import Connection
 
 from puerta.ci.base import RunRef, RunState, RunStatus
 from puerta.ci.webhooks import WorkflowCompleted
-from puerta.store import ci_runs
+from puerta.notify.config import NotificationsConfig
+from puerta.service.ci_runner import run_notice
+from puerta.service.notices import record_notice
+from puerta.store import ci_runs, outbox
 
 _STATUS = {
     RunState.SUCCEEDED: "succeeded",
@@ -69,6 +72,7 @@ def _finish(
     reason: str,
     url: str | None,
     ref: RunRef | None = None,
+    config: NotificationsConfig | None = None,
 ) -> bool:
     status = _STATUS[state]
     changes: dict[str, Any] = {
@@ -84,11 +88,50 @@ def _finish(
     if not ci_runs.finish_from_webhook(conn, run.id, **changes):
         return False
     _event(conn, run, now, status, raw, reason, changes["url"])
+    if config is not None and config.routes:
+        _notify(conn, config, run, status, reason, changes["url"], now)
     return True
 
 
+def _notify(
+    conn: Connection,
+    config: NotificationsConfig,
+    run: Row[Any],
+    status: str,
+    reason: str,
+    url: str | None,
+    now: datetime,
+) -> None:
+    full = ci_runs.get_run(conn, run.id)
+    rollout = outbox.rollout_state(conn, run.canary_id, run.rollout_seq)
+    if full is None or rollout is None:
+        return
+    view = _RunView(full, rollout.environment, rollout.revision)
+    notice = run_notice(view, status, "webhook", reason, url, now)  # type: ignore[arg-type]
+    if notice is not None:
+        record_notice(conn, config, canary_id=run.canary_id, notice=notice, now=now)
+
+
+class _RunView:
+    """A run row with its rollout's environment and revision, as ``run_notice`` reads it."""
+
+    def __init__(self, row: Row[Any], environment: str | None, revision: str) -> None:
+        self.gate = row.gate
+        self.provider = row.provider
+        self.namespace = row.namespace
+        self.name = row.name
+        self.rollout_seq = row.rollout_seq
+        self.rollout_environment = environment
+        self.rollout_revision = revision
+
+
 def apply_circleci(
-    conn: Connection, provider: str, delivery_id: str, event: WorkflowCompleted, now: datetime
+    conn: Connection,
+    provider: str,
+    delivery_id: str,
+    event: WorkflowCompleted,
+    now: datetime,
+    config: NotificationsConfig | None = None,
 ) -> Applied:
     if not ci_runs.record_delivery(conn, f"ci:{provider}", delivery_id, now):
         return Applied("duplicate delivery ignored")
@@ -107,6 +150,7 @@ def apply_circleci(
             raw=f"{event.workflow}:{event.status}",
             reason=event.reason,
             url=event.url,
+            config=config,
         )
         status = _STATUS[event.state]
         return Applied(f"run {run.id} {status}", run.id, finished=done, status=status)
@@ -124,6 +168,7 @@ def apply_github(
     status: RunStatus,
     title: str,
     now: datetime,
+    config: NotificationsConfig | None = None,
 ) -> Applied:
     if not ci_runs.record_delivery(conn, f"ci:{provider}", delivery_id, now):
         return Applied("duplicate delivery ignored")
@@ -155,6 +200,7 @@ def apply_github(
             reason=status.reason,
             url=status.url,
             ref=ref,
+            config=config,
         )
         new = _STATUS[status.state]
         return Applied(f"run {run.id} {new}", run.id, finished=done, status=new)

@@ -50,8 +50,11 @@ from puerta.ci.base import (
 from puerta.ci.registry import BudgetExhausted, ProviderHandle
 from puerta.clock import Clock
 from puerta.domain.durations import format_duration, parse_duration
+from puerta.domain.notices import Notice, NoticeKind
 from puerta.metrics import Metrics
+from puerta.notify.config import NotificationsConfig
 from puerta.service.load_runner import replica_name
+from puerta.service.notices import record_notice
 from puerta.store import ci_runs
 from puerta.store.db import Database
 
@@ -77,6 +80,31 @@ def _timing(handle: ProviderHandle) -> _Timing:
     return _Timing(
         parse_duration(config.poll_interval).total_seconds(),
         parse_duration(config.max_poll_interval).total_seconds(),
+    )
+
+
+def run_notice(
+    row: Row[Any], status: str, source: str, reason: str, url: str | None, now: datetime
+) -> Notice | None:
+    """What people hear about a change of an E2E run: started, passed or failed."""
+    if status == "queued" and source == "trigger":
+        kind, text = NoticeKind.E2E_STARTED, f"E2E {row.gate} started on {row.provider}"
+    elif status == "succeeded":
+        kind, text = NoticeKind.E2E_PASSED, f"E2E {row.gate} passed"
+    elif status in ("failed", "canceled"):
+        kind, text = NoticeKind.E2E_FAILED, f"E2E {row.gate} {status}: {reason}"
+    else:
+        return None
+    return Notice(
+        kind=kind,
+        namespace=row.namespace,
+        name=row.name,
+        rollout_seq=row.rollout_seq,
+        environment=row.rollout_environment,
+        revision=row.rollout_revision or "",
+        at=now,
+        text=text,
+        link=url,
     )
 
 
@@ -107,9 +135,11 @@ class CiRunner:
         batch: int = 200,
         concurrency: int = 8,
         metrics: Metrics | None = None,
+        notifications: NotificationsConfig | None = None,
     ) -> None:
         self.db = db
         self.metrics = metrics
+        self.notifications = notifications or NotificationsConfig()
         self.clock = clock
         self.providers = providers
         self.replica = replica or replica_name()
@@ -426,16 +456,22 @@ class CiRunner:
             saved = ci_runs.save(conn, row.id, self.replica, **changes)
             if saved and event is not None:
                 status, raw, url, source = event
+                why = reason if reason is not None else changes.get("reason")
                 ci_runs.add_event(
                     conn,
                     run_id=row.id,
                     at=now,
                     status=status,
                     raw=(raw or "")[:200] or None,
-                    reason=reason if reason is not None else changes.get("reason"),
+                    reason=why,
                     url=url,
                     source=source,
                 )
+                notice = run_notice(row, status, source, why or "", url, now)
+                if notice is not None and self.notifications.routes:
+                    record_notice(
+                        conn, self.notifications, canary_id=row.canary_id, notice=notice, now=now
+                    )
             return saved
 
         if await self.db.write(write):

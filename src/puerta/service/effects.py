@@ -26,6 +26,7 @@ class Applied:
 
     load_tests: int = 0
     ci_runs: int = 0
+    notices: int = 0  # notices written to the outbox
 
 
 def apply_effects(

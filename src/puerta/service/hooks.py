@@ -13,7 +13,7 @@ The work is one synchronous function that ``Database.write`` runs as one transac
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,8 @@ from puerta.policy.model import CompiledEnvironment, CompiledPolicy
 from puerta.service import snapshot
 from puerta.service.context import load_context
 from puerta.service.effects import Applied, apply_effects
+from puerta.service.hook_notices import hook_notices
+from puerta.service.notices import record_notice
 from puerta.store import ci_runs
 from puerta.store import repository as repo
 from puerta.store.db import Database
@@ -111,6 +113,17 @@ class HookService:
                 now=now,
                 ci_providers=self.policy.policy.ci.providers,
             )
+        if self.policy.policy.notifications.routes:
+            notices = hook_notices(current, rollout, hook, payload, env_name, decision, now)
+            for notice in notices:
+                record_notice(
+                    conn,
+                    self.policy.policy.notifications,
+                    canary_id=canary.id,
+                    notice=notice,
+                    now=now,
+                )
+            applied = replace(applied, notices=applied.notices + len(notices))
         self._record(conn, canary, rollout, hook, payload, env_name, decision, now, started)
         seq = rollout.seq if rollout is not None else None
         return HookOutcome(decision, env_name, seq, applied)

@@ -62,6 +62,8 @@ def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
         select(
             ci_runs,
             rollouts.c.status.label("rollout_status"),
+            rollouts.c.environment.label("rollout_environment"),
+            rollouts.c.revision.label("rollout_revision"),
             canaries.c.namespace,
             canaries.c.name,
         )

@@ -13,7 +13,8 @@
   lease; ``ci_run_events`` keeps each change of its status.
 * ``ci_budgets``: one token bucket per CI provider, shared by all replicas.
 * ``inbound_deliveries``: webhook deliveries already taken (providers redeliver).
-* ``audit_events``: every hook call and every admin action, append-only.
+* ``audit_events``: every hook call and every admin action, append-only, hash-chained by the
+  sealer; ``audit_anchor`` holds where the chain starts (after pruning) and ends.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -267,7 +269,30 @@ audit_events = Table(
     Column("payload", JSON),
     Column("details", JSON),
     Column("duration_ms", Float),
+    # the hash chain (store/audit_chain.py): NULL until the sealer links the record
+    Column("chain_seq", BigInteger),
+    Column("chain_hash", String(64)),
     Index(None, "namespace", "name", "at"),
     Index(None, "at"),
     Index(None, "kind", "action"),
+    Index(None, "chain_seq", unique=True),
 )
+
+# One row (id 1), written only by the sealer: where the chain starts after pruning (the last
+# pruned record's chain_seq and chain_hash; 0 and the genesis hash before any pruning) and where
+# it ends (the last sealed record), so deleting the newest records is noticed too.
+audit_anchor = Table(
+    "audit_anchor",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("chain_seq", BigInteger, nullable=False),
+    Column("chain_hash", String(64), nullable=False),
+    _ts("pruned_at"),
+    Column("head_seq", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    _ts("sealed_at"),
+)
+
+# Notification tables live in their own module (same metadata); importing it here makes every
+# table known wherever the schema is (migrations check, tests).
+from puerta.store import notify_tables as _notify_tables  # noqa: E402, F401

@@ -1,0 +1,525 @@
+"""The audit trail's hash chain: canonical form, sealing, verification, pruning and export reads.
+
+Why a chain, and why sealed later: ``audit_events`` is written on the hot path of every hook
+call, by several replicas at once on PostgreSQL, where ids commit out of order. Hashing in the
+insert would need a global lock on that path. Instead the insert stays as it is (``chain_seq``
+and ``chain_hash`` NULL) and a background sealer (``service/audit_sealer.py``), one at a time
+across replicas, links the committed records in id order:
+
+    chain_seq  = previous chain_seq + 1
+    chain_hash = sha256(previous chain_hash + canonical(record)).hexdigest()
+
+The first record follows :data:`GENESIS` (64 zeros). A record committed late simply gets a later
+``chain_seq``. ``canonical`` is the JSON of the record's content fields (:data:`CHAIN_FIELDS`:
+every column but ``id``, ``chain_seq`` and ``chain_hash``), keys sorted, no whitespace, ASCII,
+null values kept, datetimes as ``datetime.isoformat()`` of the UTC instant (for example
+``2026-11-26T10:00:00+00:00``). Anyone can recompute it from an export.
+
+The ``audit_anchor`` row (id 1) says where the chain starts, after pruning (the last pruned
+record's ``chain_seq`` and ``chain_hash``; 0 and the genesis value before any pruning), and where
+it ends (``head_seq``/``head_hash``, the last sealed record). The sealer continues from the head,
+never from the table's newest row, so deleting the newest records shows as missing records.
+
+What the chain cannot do: protect records not sealed yet (up to one sealer interval), or stand
+against someone who rewrites every later record and the anchor too (keep exports elsewhere for
+that: each export carries the hashes).
+
+Work functions here are synchronous over the caller's connection, like ``repository.py``; the
+async walks (verify, prune, export) call them batch after batch, each batch its own transaction,
+so no walk holds a transaction or all records in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, delete, func, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from puerta.store.db import Database
+from puerta.store.repository import AuditFilter
+from puerta.store.tables import audit_anchor, audit_events
+
+GENESIS = "0" * 64
+#: the record's content: what the hash covers. A column added to ``audit_events`` later must be
+#: decided on here (tests/test_audit_chain.py checks that every column is): adding it to this
+#: list changes the canonical form of every stored record, so it needs a new chain version.
+CHAIN_FIELDS = (
+    "at",
+    "kind",
+    "actor",
+    "action",
+    "namespace",
+    "name",
+    "environment",
+    "rollout_seq",
+    "hook",
+    "phase",
+    "checksum",
+    "verdict",
+    "http_status",
+    "reason",
+    "gate",
+    "payload",
+    "details",
+    "duration_ms",
+)
+#: columns outside the hash: the row's own id (ids may be reused, chain_seq is the order) and the
+#: chain itself
+UNHASHED_FIELDS = ("id", "chain_seq", "chain_hash")
+#: records per transaction (seal, prune, verify and export batches)
+BATCH = 1000
+#: pg_advisory_xact_lock key held by whoever writes the chain (sealer and pruner)
+CHAIN_LOCK_KEY = 0x61756474  # "audt"
+ANCHOR_ID = 1
+
+#: problems ``verify`` reports, at the first record whose link fails
+#: the record's content (with the previous hash) no longer gives its chain_hash, which the next
+#: record confirms: its content was edited (or the record before it was rewritten together with
+#: a recomputed hash, which only shows here)
+CONTENT_MISMATCH = "content mismatch"
+#: its chain_hash was edited: its content still gives the hash the next record links to
+HASH_CHANGED = "hash changed"
+#: the link fails and the next record cannot tell which part changed (several edits)
+HASH_MISMATCH = "hash mismatch"
+#: no record with this chain_seq: deleted
+MISSING = "missing"
+
+
+# ---- the canonical form ----------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:  # UTCDateTime never returns one; be strict anyway
+            raise ValueError("naive datetime in an audit record")
+        return value.astimezone(UTC).isoformat()
+    return value
+
+
+def canonical(record: Mapping[Any, Any]) -> str:
+    """The record's content as canonical JSON (see the module docstring)."""
+    content = {field: _plain(record[field]) for field in CHAIN_FIELDS}
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def link_hash(previous: str, record: Mapping[Any, Any]) -> str:
+    """The chain_hash of ``record`` following a record whose chain_hash is ``previous``."""
+    return hashlib.sha256((previous + canonical(record)).encode("ascii")).hexdigest()
+
+
+# ---- the anchor --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where the chain starts (after pruning) and where the sealer left it."""
+
+    chain_seq: int
+    chain_hash: str
+    head_seq: int
+    head_hash: str
+    pruned_at: datetime | None = None
+    sealed_at: datetime | None = None
+
+
+_ANCHOR = select(audit_anchor).where(audit_anchor.c.id == ANCHOR_ID)
+
+
+def read_anchor(conn: Connection) -> Anchor | None:
+    """The anchor row, or None when the sealer never ran (or someone deleted it)."""
+    row = conn.execute(_ANCHOR).one_or_none()
+    if row is None:
+        return None
+    return Anchor(
+        chain_seq=row.chain_seq,
+        chain_hash=row.chain_hash,
+        head_seq=row.head_seq,
+        head_hash=row.head_hash,
+        pruned_at=row.pruned_at,
+        sealed_at=row.sealed_at,
+    )
+
+
+def lock_chain(conn: Connection) -> None:
+    """One chain writer at a time across replicas (PostgreSQL; SQLite writers are serialised
+    already). Taken first in the transaction, so every read after it sees the last writer's
+    commit (READ COMMITTED takes a new snapshot per statement)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})"))
+
+
+def _writer_anchor(conn: Connection) -> Anchor:
+    """The anchor for a chain writer (holding the lock), created when missing.
+
+    A missing row with sealed records means someone deleted it: the head is rebuilt from the
+    newest sealed record so sealing goes on (records keep being protected), and the start falls
+    back to genesis, so verify reports the pruned records as missing rather than hiding it.
+    """
+    anchor = read_anchor(conn)
+    if anchor is not None:
+        return anchor
+    last = conn.execute(
+        select(audit_events.c.chain_seq, audit_events.c.chain_hash)
+        .where(audit_events.c.chain_seq.is_not(None))
+        .order_by(audit_events.c.chain_seq.desc())
+        .limit(1)
+    ).one_or_none()
+    head_seq, head_hash = (last.chain_seq, last.chain_hash) if last is not None else (0, GENESIS)
+    anchor = Anchor(chain_seq=0, chain_hash=GENESIS, head_seq=head_seq, head_hash=head_hash)
+    conn.execute(
+        audit_anchor.insert().values(
+            id=ANCHOR_ID,
+            chain_seq=anchor.chain_seq,
+            chain_hash=anchor.chain_hash,
+            head_seq=anchor.head_seq,
+            head_hash=anchor.head_hash,
+        )
+    )
+    return anchor
+
+
+# ---- sealing -----------------------------------------------------------------------------------
+
+_UNSEALED = (
+    select(audit_events)
+    .where(audit_events.c.chain_seq.is_(None))
+    .order_by(audit_events.c.id)
+    .limit(bindparam("limit"))
+)
+_SEAL = (
+    update(audit_events)
+    .where(audit_events.c.id == bindparam("row_id"))
+    .values(chain_seq=bindparam("seq"), chain_hash=bindparam("hash"))
+)
+_SET_HEAD = (
+    update(audit_anchor)
+    .where(audit_anchor.c.id == ANCHOR_ID)
+    .values(head_seq=bindparam("seq"), head_hash=bindparam("hash"), sealed_at=bindparam("now"))
+)
+
+
+_ANY_UNSEALED = select(audit_events.c.id).where(audit_events.c.chain_seq.is_(None)).limit(1)
+
+
+def any_unsealed(conn: Connection) -> bool:
+    """Cheap check before taking the chain lock (SQLite: before taking the write lock)."""
+    return conn.execute(_ANY_UNSEALED).first() is not None
+
+
+def seal_batch(conn: Connection, now: datetime, limit: int = BATCH) -> int:
+    """Link up to ``limit`` unsealed records, oldest id first; returns how many.
+
+    Safe to run again (SQLite may rerun a unit of work): it reads what is unsealed inside its
+    own transaction.
+    """
+    lock_chain(conn)
+    rows = conn.execute(_UNSEALED, {"limit": limit}).all()
+    if not rows:
+        return 0
+    anchor = _writer_anchor(conn)
+    seq, chain_hash = anchor.head_seq, anchor.head_hash
+    links = []
+    for row in rows:
+        seq += 1
+        chain_hash = link_hash(chain_hash, row._mapping)
+        links.append({"row_id": row.id, "seq": seq, "hash": chain_hash})
+    conn.execute(_SEAL, links)
+    conn.execute(_SET_HEAD, {"seq": seq, "hash": chain_hash, "now": now})
+    return len(rows)
+
+
+# ---- pruning -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """One pruning batch: records deleted, and why it stopped short of the cutoff (if so)."""
+
+    deleted: int
+    stopped: str | None = None  # a broken link in what would have been pruned
+    more: bool = False  # a full batch was pruned: there may be more
+
+
+def prune_batch(conn: Connection, cutoff: datetime, now: datetime, limit: int = BATCH) -> Pruned:
+    """Delete the sealed records at the start of the chain written before ``cutoff`` (at most
+    ``limit``), and move the anchor to the last one deleted.
+
+    Only a prefix that verifies is deleted: a broken link stops pruning there, so the evidence
+    stays (and verify keeps reporting it) until someone has looked.
+    """
+    lock_chain(conn)
+    anchor = read_anchor(conn)
+    if anchor is None:
+        return Pruned(0)
+    a = audit_events
+    rows = conn.execute(
+        select(a)
+        .where(a.c.chain_seq > anchor.chain_seq, a.c.chain_seq <= anchor.head_seq)
+        .order_by(a.c.chain_seq)
+        .limit(limit)
+    ).all()
+    seq, chain_hash = anchor.chain_seq, anchor.chain_hash
+    stopped: str | None = None
+    for row in rows:
+        if row.at >= cutoff:
+            break
+        if row.chain_seq != seq + 1:
+            stopped = f"chain_seq {seq + 1}: {MISSING}"
+            break
+        if link_hash(chain_hash, row._mapping) != row.chain_hash:
+            stopped = f"chain_seq {row.chain_seq} (id {row.id}): {HASH_MISMATCH}"
+            break
+        seq, chain_hash = row.chain_seq, row.chain_hash
+    if seq == anchor.chain_seq:
+        return Pruned(0, stopped)
+    deleted = conn.execute(
+        delete(a).where(a.c.chain_seq > anchor.chain_seq, a.c.chain_seq <= seq)
+    ).rowcount
+    conn.execute(
+        update(audit_anchor)
+        .where(audit_anchor.c.id == ANCHOR_ID)
+        .values(chain_seq=seq, chain_hash=chain_hash, pruned_at=now)
+    )
+    full = stopped is None and len(rows) == limit and seq == rows[-1].chain_seq
+    return Pruned(deleted, stopped, more=full)
+
+
+# ---- verification ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Break:
+    """The first broken link: the record's chain_seq, its id (None when it is missing)."""
+
+    chain_seq: int
+    id: int | None
+    problem: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    checked: int
+    unsealed: int
+    first_broken: Break | None
+    anchor_seq: int = 0  # where the walk started (the last pruned record)
+    head_seq: int | None = None  # where it was to end (None: no anchor row)
+
+
+@dataclass(frozen=True)
+class _Suspect:
+    chain_seq: int
+    id: int
+    stored: str
+    computed: str
+
+
+class ChainWalker:
+    """Checks records fed in chain_seq order, one link at a time, keeping only the last link.
+
+    A record whose link fails is held until the next record (or the head) tells which part was
+    edited: if the next record links to the stored hash, the content was changed; if it links
+    to the hash recomputed from the content, the stored hash was changed.
+    """
+
+    def __init__(self, chain_seq: int, chain_hash: str) -> None:
+        self.prev_seq = chain_seq
+        self.prev_hash = chain_hash
+        self.prev_id: int | None = None
+        self.position = chain_seq  # the last chain_seq fed
+        self.checked = 0
+        self.broken: Break | None = None
+        self._suspect: _Suspect | None = None
+
+    def rebase(self, anchor: Anchor) -> None:
+        """Start again after ``anchor``: the records before it were pruned while walking (the
+        pruner verified them before deleting them)."""
+        self.prev_seq = self.position = anchor.chain_seq
+        self.prev_hash = anchor.chain_hash
+        self.prev_id = None
+        self.broken = None
+        self._suspect = None
+
+    def feed(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            if self.broken is not None:
+                return
+            self._one(row)
+
+    def _one(self, row: Mapping[str, Any]) -> None:
+        seq: int = row["chain_seq"]
+        stored: str = row["chain_hash"]
+        self.position = seq
+        suspect = self._suspect
+        if suspect is not None:
+            if seq != suspect.chain_seq + 1:
+                self.broken = Break(suspect.chain_seq, suspect.id, HASH_MISMATCH)
+                return
+            self.checked += 1  # the witness: its link is computed too
+            if link_hash(suspect.stored, row) == stored:
+                self.broken = Break(suspect.chain_seq, suspect.id, CONTENT_MISMATCH)
+            elif link_hash(suspect.computed, row) == stored:
+                self.broken = Break(suspect.chain_seq, suspect.id, HASH_CHANGED)
+            else:
+                self.broken = Break(suspect.chain_seq, suspect.id, HASH_MISMATCH)
+            return
+        if seq != self.prev_seq + 1:
+            self.broken = Break(self.prev_seq + 1, None, MISSING)
+            return
+        self.checked += 1
+        computed = link_hash(self.prev_hash, row)
+        if computed != stored:
+            self._suspect = _Suspect(seq, row["id"], stored, computed)
+            return
+        self.prev_seq, self.prev_hash, self.prev_id = seq, stored, row["id"]
+
+    def finish(self, head_seq: int | None, head_hash: str | None) -> None:
+        """The end of the walk: a held record is judged against the head; records short of
+        the head are missing."""
+        if self.broken is not None:
+            return
+        suspect = self._suspect
+        if suspect is not None:
+            if suspect.chain_seq == head_seq and head_hash == suspect.stored:
+                problem = CONTENT_MISMATCH
+            elif suspect.chain_seq == head_seq and head_hash == suspect.computed:
+                problem = HASH_CHANGED
+            else:
+                problem = HASH_MISMATCH
+            self.broken = Break(suspect.chain_seq, suspect.id, problem)
+            return
+        if head_seq is not None and self.prev_seq < head_seq:
+            self.broken = Break(self.prev_seq + 1, None, MISSING)
+            return
+        if head_seq is not None and self.prev_seq == head_seq and self.prev_hash != head_hash:
+            # the newest record links fine but is not the one the sealer sealed
+            self.broken = Break(head_seq, self.prev_id, HASH_MISMATCH)
+
+
+def chain_rows(
+    conn: Connection, *, after: int, upto: int | None, limit: int = BATCH
+) -> list[dict[str, Any]]:
+    """Sealed records with ``after < chain_seq <= upto``, in chain order."""
+    a = audit_events
+    query = select(a).where(a.c.chain_seq > after)
+    if upto is not None:
+        query = query.where(a.c.chain_seq <= upto)
+    rows = conn.execute(query.order_by(a.c.chain_seq).limit(limit)).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def count_unsealed(conn: Connection) -> int:
+    query = select(func.count()).select_from(audit_events).where(audit_events.c.chain_seq.is_(None))
+    return int(conn.execute(query).scalar_one())
+
+
+async def verify_chain(db: Database, *, batch: int = BATCH) -> Verification:
+    """Walk the chain from the anchor to the head, batch by batch, recomputing every link.
+
+    Records sealed after the walk began are beyond the head it read, and left for the next
+    verification. Hashing runs in a worker thread: a long chain must not stall hook calls.
+    """
+    anchor = await db.read(read_anchor)
+    start = anchor or Anchor(0, GENESIS, 0, GENESIS)
+    head_seq = anchor.head_seq if anchor is not None else None
+    head_hash = anchor.head_hash if anchor is not None else None
+    walker = ChainWalker(start.chain_seq, start.chain_hash)
+    while True:
+        rows = await db.read(partial(chain_rows, after=walker.position, upto=head_seq, limit=batch))
+        if rows:
+            await asyncio.to_thread(walker.feed, rows)
+        if walker.broken is None and len(rows) == batch:
+            continue
+        walker.finish(head_seq, head_hash)
+        if walker.broken is not None and walker.broken.problem == MISSING:
+            # the pruner may have deleted records while we walked: go on after its anchor
+            moved = await db.read(read_anchor)
+            if moved is not None and moved.chain_seq > walker.prev_seq:
+                walker.rebase(moved)
+                start = moved
+                continue
+        break
+    unsealed = await db.read(count_unsealed)
+    return Verification(
+        ok=walker.broken is None,
+        checked=walker.checked,
+        unsealed=unsealed,
+        first_broken=walker.broken,
+        anchor_seq=start.chain_seq,
+        head_seq=head_seq,
+    )
+
+
+# ---- export ------------------------------------------------------------------------------------
+
+#: the columns of an export, in this order (the CSV header)
+EXPORT_FIELDS = tuple(column.name for column in audit_events.c)
+#: export columns holding JSON values (a JSON text cell in CSV)
+JSON_FIELDS = ("payload", "details")
+
+
+def filter_clauses(where: AuditFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of an audit filter (as ``repository.query_audit`` applies them)."""
+    a = audit_events
+    clauses: list[ColumnElement[bool]] = []
+    for column, value in (
+        (a.c.namespace, where.namespace),
+        (a.c.name, where.name),
+        (a.c.environment, where.environment),
+        (a.c.hook, where.hook),
+        (a.c.verdict, where.verdict),
+        (a.c.kind, where.kind),
+        (a.c.actor, where.actor),
+        (a.c.rollout_seq, where.rollout_seq),
+    ):
+        if value is not None:
+            clauses.append(column == value)
+    if where.since is not None:
+        clauses.append(a.c.at >= where.since)
+    if where.until is not None:
+        clauses.append(a.c.at < where.until)
+    return clauses
+
+
+def export_rows(
+    conn: Connection, *, where: AuditFilter, after_id: int, limit: int = BATCH
+) -> Sequence[Row[Any]]:
+    """Matching records with ``id > after_id``, oldest first."""
+    a = audit_events
+    clauses = [*filter_clauses(where), a.c.id > after_id]
+    return conn.execute(select(a).where(and_(*clauses)).order_by(a.c.id).limit(limit)).all()
+
+
+def export_record(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A record as exported: every column, datetimes as ISO UTC (``Z``, as the API writes them)."""
+    record: dict[str, Any] = {}
+    for field in EXPORT_FIELDS:
+        value = row[field]
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        record[field] = value
+    return record
+
+
+async def export_records(
+    db: Database, where: AuditFilter, *, batch: int = BATCH
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every matching record, oldest first, a batch (one read transaction) at a time."""
+    after_id = 0
+    while True:
+        rows = await db.read(partial(export_rows, where=where, after_id=after_id, limit=batch))
+        if not rows:
+            return
+        yield [export_record(row._mapping) for row in rows]
+        if len(rows) < batch:
+            return
+        after_id = rows[-1].id
