@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from conftest import VIEWER, Puerta, flagger_payload
+from conftest import APPROVER, VIEWER, Puerta, flagger_payload
 from fakes.github_repos import FakeGitHubRepos, fake_sha
 from fakes.kubernetes import TOKEN as K8S_TOKEN
 from fakes.kubernetes import FakeKubernetes
@@ -26,7 +26,9 @@ SHA = fake_sha("fix checkout")
 POLICY = """
 version: 1
 auth:
-  tokens: [{{name: viewer, role: viewer, token_env: PUERTA_VIEWER_TOKEN}}]
+  tokens:
+    - {{name: viewer, role: viewer, token_env: PUERTA_VIEWER_TOKEN}}
+    - {{name: approver, role: approver, token_env: PUERTA_APPROVER_TOKEN}}
 notifications:
   slack: {{token: {{token_env: SLACK_TOKEN}}, base_url: "{slack}/api/", channel_interval: 0s}}
   routes:
@@ -201,3 +203,33 @@ def test_a_tag_that_names_no_commit_is_reported(puerta_with: Puerta, world: dict
     notes = [m.text for m in slack.thread("#deploys", parent.ts) if "no direct message" in m.text]
     assert len(notes) == 1
     assert "latest" in notes[0]
+
+
+def test_a_failed_rollout_tells_the_author_twice_in_all(
+    puerta_with: Puerta, world: dict[str, Any]
+) -> None:
+    """Queued, then failed: exactly the two curated messages, whatever else happens."""
+    puerta, slack = puerta_with, world["slack"]
+    assert call(puerta, "confirm-rollout", phase="Initialized").status_code == 403
+    approve = puerta.api("POST", "/canaries/staging/podinfo/approve", token=APPROVER, json={})
+    assert approve.status_code == 200
+    assert call(puerta, "confirm-rollout", phase="Waiting").status_code == 200
+    assert call(puerta, "pre-rollout", phase="Progressing").status_code == 200
+    for message in (
+        "Starting canary analysis",
+        "Rolling back podinfo.staging failed checks threshold reached 5",
+    ):
+        meta = {"eventMessage": message, "eventType": "Warning", "timestamp": "1764151200000"}
+        assert call(puerta, "event", metadata=meta).status_code == 200
+    assert call(puerta, "post-rollout", phase="Failed").status_code == 200
+    until(lambda: settled(puerta))
+
+    dms = [m.text for m in slack.dms("U0DANA")]
+    assert len(dms) == 2
+    assert dms[0].startswith(":hourglass_flowing_sand: Your change `staging/podinfo`")
+    assert dms[1] == (
+        f":boom: Your change `staging/podinfo` (acme/podinfo@{SHA[:7]}) failed in staging and "
+        "was rolled back: rollout #1 failed: Flagger rolled it back"
+    )
+    (parent,) = slack.messages("#deploys")
+    assert "*failed*" in parent.text
