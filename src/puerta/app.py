@@ -19,6 +19,7 @@ from puerta.api import admin, ci_webhooks, environments, explain, health, hooks
 from puerta.api import audit as audit_api
 from puerta.api import ci as ci_api
 from puerta.api import notifications as notifications_api
+from puerta.api import promotions as promotions_api
 from puerta.api.auth import TokenRegistry
 from puerta.ci.registry import build_providers, close_providers, read_tokens
 from puerta.ci.webhooks import read_webhook_secrets
@@ -32,11 +33,16 @@ from puerta.policy import CompiledPolicy, load_policy
 from puerta.service.admin import AdminService
 from puerta.service.audit_sealer import AuditSealer
 from puerta.service.ci_runner import CiRunner
-from puerta.service.commit_wiring import build_commit_sources, read_github_token
+from puerta.service.commit_wiring import (
+    build_commit_sources,
+    read_github_token,
+    read_promote_secrets,
+)
 from puerta.service.explain import ExplainService
 from puerta.service.hooks import HookService
 from puerta.service.load_runner import LoadRunner
 from puerta.service.notifier import NotificationWorker
+from puerta.service.promoter import Promoter
 from puerta.settings import Settings
 from puerta.store.db import Database
 
@@ -75,6 +81,10 @@ def create_app(
     github_token = (
         read_github_token(compiled.policy, settings.environ) if settings.background else None
     )
+    promote_secrets = (
+        read_promote_secrets(compiled.policy, settings.environ) if settings.background else {}
+    )
+    promotes = any(env.spec.promote for env in compiled.environments)
     database_url = settings.resolve_database_url(compiled.policy.database.url)
 
     @asynccontextmanager
@@ -147,6 +157,25 @@ def create_app(
         app.state.notifier = notifier
         if notifier is not None:
             await notifier.start()
+        app.state.commit_source = sources.github
+        promoter = (
+            Promoter(
+                db,
+                the_clock,
+                compiled,
+                resolver=sources.resolver,
+                repos=sources.github,
+                client=sinks.client,
+                webhook_secrets=promote_secrets,
+                notifications=notifications,
+                interval=settings.runner_interval,
+            )
+            if settings.background and (bool(compiled.policy.commits.rules) or promotes)
+            else None
+        )
+        app.state.promoter = promoter
+        if promoter is not None:
+            await promoter.start()
         log.info(
             "puerta started",
             version=__version__,
@@ -159,6 +188,8 @@ def create_app(
             # each step runs even if one before it failed: generators and commands must not
             # outlive the app, and the database closes last
             try:
+                if promoter is not None:
+                    await promoter.stop()
                 if notifier is not None:
                     await notifier.stop()
                 if sealer is not None:
@@ -189,6 +220,8 @@ def create_app(
     app.state.ci_runner = None
     app.state.audit_sealer = None
     app.state.notifier = None
+    app.state.promoter = None
+    app.state.commit_source = None
     app.state.webhook_secrets = webhook_secrets
     app.add_route(hooks.PATH, hooks.flagger_hook, methods=["POST"])
     app.include_router(admin.router)
@@ -198,6 +231,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(ci_api.router)
     app.include_router(notifications_api.router)
+    app.include_router(promotions_api.router)
     app.add_route(ci_webhooks.PATH, ci_webhooks.ci_webhook, methods=["POST"])
     install_dashboard(app, settings.environ)  # the web dashboard under /ui/
     app.add_route("/", _to_dashboard, methods=["GET"], include_in_schema=False)

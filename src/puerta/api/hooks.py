@@ -23,6 +23,7 @@ from puerta.metrics import Metrics
 from puerta.service.ci_runner import CiRunner
 from puerta.service.hooks import HookOutcome, HookService
 from puerta.service.notifier import NotificationWorker
+from puerta.service.promoter import Promoter
 
 PATH = "/hooks/{hook_type}"
 HOLD_RECHECK_S = 1.0  # a held call re-reads its runs this often (changes of other replicas)
@@ -177,6 +178,9 @@ async def flagger_hook(request: Request) -> PlainTextResponse:
     notifier: NotificationWorker | None = request.app.state.notifier
     if notifier is not None and outcome.applied.notices:
         notifier.wake()
+    promoter: Promoter | None = request.app.state.promoter
+    if promoter is not None and outcome.applied.promotions:
+        promoter.wake()
     runner: CiRunner | None = request.app.state.ci_runner
     if runner is not None:
         if outcome.applied.ci_runs:

@@ -142,6 +142,32 @@ class NotificationList(_Out):
     counts: dict[str, int] = Field(description="items by status, over all canaries")
 
 
+class Promotion(_Out):
+    id: int
+    namespace: str
+    name: str
+    rollout_seq: int
+    environment: str = Field(description="where the rollout succeeded")
+    to_environment: str
+    action: str = Field(description="github_release, repository_dispatch or webhook")
+    status: str = Field(description="pending, held (freeze or halt), done or failed")
+    held_reason: str | None
+    repository: str | None
+    sha: str | None
+    tag: str | None
+    url: str | None = Field(description="the release's page")
+    created: bool | None = Field(description="release: made now (true) or already there")
+    last_error: str | None
+    attempts: int
+    created_at: datetime
+    done_at: datetime | None
+
+
+class PromotionList(_Out):
+    promotions: list[Promotion]
+    total: int
+
+
 class CanaryDetail(Canary):
     history: list[Rollout]
     load_tests: list[LoadTest] = Field(

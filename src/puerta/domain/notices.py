@@ -38,6 +38,7 @@ class NoticeKind(StrEnum):
     SUCCEEDED = "succeeded"  # post-rollout with phase Succeeded: promoted in this environment
     FAILED = "failed"  # post-rollout with phase Failed: rolled back
     NOTE = "note"  # Puerta about its own notifications (e.g. why the author got no DM)
+    PROMOTED = "promoted"  # the commit was sent on to the next environment (release, ...)
 
 
 #: what the developer whose commit is rolling out hears about, by direct message
@@ -131,6 +132,7 @@ _ICONS = {
     NoticeKind.SUCCEEDED: ":rocket:",
     NoticeKind.FAILED: ":boom:",
     NoticeKind.NOTE: ":grey_exclamation:",
+    NoticeKind.PROMOTED: ":package:",
 }
 
 

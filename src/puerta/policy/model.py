@@ -28,6 +28,7 @@ from puerta.loadtester.config import LoadtesterConfig
 from puerta.notify.config import NotificationsConfig
 from puerta.policy.audit import AuditConfig
 from puerta.policy.errors import located
+from puerta.policy.promote import PromoteConfig
 from puerta.policy.secret_ref import SecretRef
 
 
@@ -122,6 +123,9 @@ class EnvironmentPolicy(_Strict):
         default=None, description="release train for canaries waiting on confirm-rollout"
     )
     gates: dict[HookType, list[GateConfig]] = Field(default_factory=dict)  # type: ignore[valid-type]
+    promote: PromoteConfig | None = Field(
+        default=None, description="when a rollout succeeded here, move its commit on"
+    )
 
     _tz = field_validator("timezone")(check_timezone)
 
@@ -279,6 +283,33 @@ class Policy(_Strict):
                                 f"{known})",
                             )
                         )
+        return self
+
+    @model_validator(mode="after")
+    def _promotions(self) -> Policy:
+        for name, env in self.environments.items():
+            promote = env.promote
+            if promote is None:
+                continue
+            path = f"environments.{name}.promote"
+            if promote.to not in self.environments:
+                known = ", ".join(sorted(self.environments))
+                raise ValueError(
+                    located(f"{path}.to", f"no environment {promote.to!r} (environments: {known})")
+                )
+            if promote.to == name:
+                raise ValueError(located(f"{path}.to", "an environment cannot promote to itself"))
+            if promote.action != "webhook" and self.commits.github is None:
+                raise ValueError(
+                    located(
+                        f"{path}.{promote.action}",
+                        "needs commits.github (the token that creates releases and dispatches)",
+                    )
+                )
+            if not self.commits.rules:
+                raise ValueError(
+                    located(path, "needs commits.rules: a promotion ships the rollout's commit")
+                )
         return self
 
     def _check_e2e(self, gate: E2EOptions, path: str) -> None:

@@ -33,6 +33,7 @@ class CommitSources:
     resolver: CommitResolver
     readers: WorkloadReaders | None
     client: httpx.AsyncClient | None
+    github: GitHubRepos | None = None
 
     async def aclose(self) -> None:
         if self.readers is not None:
@@ -64,4 +65,14 @@ def build_commit_sources(
         chat=sinks.chat,
         people=policy.notifications.direct_messages.people,
     )
-    return CommitSources(resolver, readers, client)
+    return CommitSources(resolver, readers, client, github)
+
+
+def read_promote_secrets(policy: Policy, environ: Mapping[str, str]) -> dict[str, str]:
+    """Each environment's promote webhook secret (read at start: fail fast)."""
+    secrets: dict[str, str] = {}
+    for name, env in policy.environments.items():
+        if env.promote is not None and env.promote.webhook is not None:
+            path = f"environments.{name}.promote.webhook.secret"
+            secrets[name] = read_secret(env.promote.webhook.secret, path, environ)
+    return secrets

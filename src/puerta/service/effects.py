@@ -27,6 +27,7 @@ class Applied:
     load_tests: int = 0
     ci_runs: int = 0
     notices: int = 0  # notices written to the outbox
+    promotions: int = 0  # promotions recorded
 
 
 def apply_effects(

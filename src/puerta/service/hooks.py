@@ -31,7 +31,7 @@ from puerta.service.context import load_context
 from puerta.service.effects import Applied, apply_effects
 from puerta.service.hook_notices import hook_notices
 from puerta.service.notices import record_notice
-from puerta.store import ci_runs
+from puerta.store import ci_runs, promotions
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
@@ -113,6 +113,28 @@ class HookService:
                 now=now,
                 ci_providers=self.policy.policy.ci.providers,
             )
+        if (
+            hook is HookType.POST_ROLLOUT
+            and rollout is not None
+            and environment is not None
+            and environment.spec.promote is not None
+            and rollout.status == RolloutStatus.SUCCEEDED.value
+        ):
+            promote = environment.spec.promote
+            recorded = promotions.record(
+                conn,
+                canary_id=canary.id,
+                rollout_seq=rollout.seq,
+                environment=environment.name,
+                to_environment=promote.to,
+                action=promote.action,
+                status="pending",
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+                next_attempt_at=now,
+            )
+            applied = replace(applied, promotions=applied.promotions + int(recorded))
         if self.policy.policy.notifications.routes:
             notices = hook_notices(current, rollout, hook, payload, env_name, decision, now)
             for notice in notices:

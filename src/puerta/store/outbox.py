@@ -236,3 +236,29 @@ def cache(conn: Connection, kind: str, key: str, value: Any, expires_at: datetim
     conn.execute(
         insert(lookup_cache).values(kind=kind, key=key, value=value, expires_at=expires_at)
     )
+
+
+def untracked_rollouts(conn: Connection, since: datetime, limit: int) -> Sequence[Row[Any]]:
+    """Recent rollouts whose commit has not been looked up yet (for commit tracking)."""
+    known = (
+        select(rollout_commits.c.id)
+        .where(
+            rollout_commits.c.canary_id == rollouts.c.canary_id,
+            rollout_commits.c.rollout_seq == rollouts.c.seq,
+        )
+        .exists()
+    )
+    query = (
+        select(
+            rollouts.c.canary_id,
+            rollouts.c.seq,
+            rollouts.c.environment,
+            canaries.c.namespace,
+            canaries.c.name,
+        )
+        .select_from(rollouts.join(canaries, canaries.c.id == rollouts.c.canary_id))
+        .where(rollouts.c.started_at >= since, rollouts.c.status != "superseded", ~known)
+        .order_by(rollouts.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(query).all())  # type: ignore[arg-type]  # a 5-column row

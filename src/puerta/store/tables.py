@@ -296,3 +296,4 @@ audit_anchor = Table(
 # Notification tables live in their own module (same metadata); importing it here makes every
 # table known wherever the schema is (migrations check, tests).
 from puerta.store import notify_tables as _notify_tables  # noqa: E402, F401
+from puerta.store import promotion_tables as _promotion_tables  # noqa: E402, F401
