@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -86,6 +87,7 @@ def create_app(
     )
     promotes = any(env.spec.promote for env in compiled.environments)
     database_url = settings.resolve_database_url(compiled.policy.database.url)
+    lease = timedelta(seconds=settings.lease)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,7 +100,7 @@ def create_app(
         app.state.explain_service = ExplainService(db, compiled)
         commands = loadtester.start(app)  # flagger-loadtester task commands of this replica
         runner = (
-            LoadRunner(db, the_clock, interval=settings.runner_interval)
+            LoadRunner(db, the_clock, interval=settings.runner_interval, lease=lease)
             if settings.background
             else None
         )
@@ -116,6 +118,7 @@ def create_app(
                 the_clock,
                 providers,
                 interval=settings.runner_interval,
+                lease=lease,
                 metrics=app.state.metrics,
                 notifications=notifications,
             )
@@ -149,6 +152,7 @@ def create_app(
                 event_sinks=sinks.events,
                 resolver=sources.resolver,
                 interval=settings.runner_interval,
+                lease=lease,
                 metrics=app.state.metrics,
             )
             if settings.background and notifications.routes
@@ -169,6 +173,7 @@ def create_app(
                 webhook_secrets=promote_secrets,
                 notifications=notifications,
                 interval=settings.runner_interval,
+                lease=lease,
             )
             if settings.background and (bool(compiled.policy.commits.rules) or promotes)
             else None

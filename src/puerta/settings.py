@@ -30,6 +30,10 @@ class Settings:
     background: bool = True
     #: seconds between two rounds of the load-test runner (claim, renew, report, stop)
     runner_interval: float = 1.0
+    #: seconds a replica holds background work (a load test, a CI run, a notification, a
+    #: promotion) before another may take it over; renewed while it works, handed back on a
+    #: graceful shutdown, so this is how long a replica that died (kill -9) delays its work
+    lease: float = 30.0
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
 
     @classmethod
@@ -50,6 +54,7 @@ class Settings:
             log_format=log_format,  # type: ignore[arg-type]
             migrate_on_start=env.get("PUERTA_MIGRATE_ON_START", "true").lower() != "false",
             runner_interval=_positive(env, "PUERTA_RUNNER_INTERVAL", 1.0),
+            lease=_positive(env, "PUERTA_LEASE", 30.0),
             environ=env,
         )
 
