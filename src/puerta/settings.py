@@ -34,6 +34,9 @@ class Settings:
     #: promotion) before another may take it over; renewed while it works, handed back on a
     #: graceful shutdown, so this is how long a replica that died (kill -9) delays its work
     lease: float = 30.0
+    #: seconds ``serve`` lets in-flight requests finish after SIGTERM (keep it under the
+    #: pod's terminationGracePeriodSeconds)
+    shutdown_grace: float = 25.0
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
 
     @classmethod
@@ -55,6 +58,7 @@ class Settings:
             migrate_on_start=env.get("PUERTA_MIGRATE_ON_START", "true").lower() != "false",
             runner_interval=_positive(env, "PUERTA_RUNNER_INTERVAL", 1.0),
             lease=_positive(env, "PUERTA_LEASE", 30.0),
+            shutdown_grace=_positive(env, "PUERTA_SHUTDOWN_GRACE", 25.0),
             environ=env,
         )
 

@@ -79,6 +79,9 @@ def serve(
         access_log=False,  # URLs may carry the hook token; Puerta logs each call itself
         log_level=settings.log_level if settings.log_level != "debug" else "info",
         server_header=False,
+        # SIGTERM: stop accepting, let in-flight calls finish (a held E2E call included, up
+        # to this long), then hand background work back to the other replicas
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
     )
 
 
