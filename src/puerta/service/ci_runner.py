@@ -55,6 +55,7 @@ from puerta.metrics import Metrics
 from puerta.notify.config import NotificationsConfig
 from puerta.service.load_runner import replica_name
 from puerta.service.notices import record_notice
+from puerta.service.worker import BackgroundWorker
 from puerta.store import ci_runs
 from puerta.store.db import Database
 
@@ -120,8 +121,10 @@ def target_of(row: Row[Any]) -> Target:
     )
 
 
-class CiRunner:
+class CiRunner(BackgroundWorker):
     """Follows E2E runs; one per replica, started by the app factory."""
+
+    name = "puerta-ci-runner"
 
     def __init__(
         self,
@@ -137,6 +140,7 @@ class CiRunner:
         metrics: Metrics | None = None,
         notifications: NotificationsConfig | None = None,
     ) -> None:
+        super().__init__(interval)
         self.db = db
         self.metrics = metrics
         self.notifications = notifications or NotificationsConfig()
@@ -144,35 +148,18 @@ class CiRunner:
         self.providers = providers
         self.replica = replica or replica_name()
         self.lease = lease
-        self.interval = interval
         self.batch = batch
         self.concurrency = concurrency
         self._blocked_until: dict[str, datetime] = {}  # provider -> after a 429
-        self._held: set[int] = set()  # runs this replica is working on now
-        self._wake = asyncio.Event()
         self._changed = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._loop(), name="puerta-ci-runner")
+    async def release(self, item_id: int) -> None:
+        await self.db.write(partial(ci_runs.release, run_id=item_id, owner=self.replica))
 
-    async def stop(self) -> None:
-        """Graceful shutdown: stop taking work, and give back runs held (another replica
-        takes them at once instead of waiting for the lease to run out)."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        for run_id in list(self._held):
-            with contextlib.suppress(Exception):
-                await self.db.write(partial(ci_runs.release, run_id=run_id, owner=self.replica))
-        self._held.clear()
-
-    def wake(self) -> None:
-        """Run a round now (a hook call recorded a run; a webhook made one due)."""
-        self._wake.set()
+    async def round(self) -> None:
+        await self.tick()
 
     async def wait_changed(self, seconds: float) -> None:
         """Return when this replica stored a change of some run, or after ``seconds``."""
@@ -185,16 +172,6 @@ class CiRunner:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.tick()
-            except Exception:  # a database hiccup must not end the runner
-                log.exception("ci runner round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-
     # ---- one round --------------------------------------------------------------------------
 
     async def tick(self) -> int:
@@ -206,7 +183,7 @@ class CiRunner:
             blocked = self._blocked_until.get(row.provider)
             if blocked is not None and blocked > now and row.rollout_status != "superseded":
                 continue
-            if await self.db.write(partial(self._claim, run_id=row.id, now=now)):
+            if await self.db.write(partial(self._claim, row=row, now=now)):
                 self._held.add(row.id)
                 claimed.append(row)
         if not claimed:
@@ -229,8 +206,16 @@ class CiRunner:
         await asyncio.gather(*(one(row) for row in claimed))
         return len(claimed)
 
-    def _claim(self, conn: Connection, *, run_id: int, now: datetime) -> bool:
-        return ci_runs.claim(conn, run_id, self.replica, now, now + self.lease)
+    def _claim(self, conn: Connection, *, row: Row[Any], now: datetime) -> bool:
+        return ci_runs.claim(
+            conn,
+            row.id,
+            self.replica,
+            now,
+            now + self.lease,
+            seen_status=row.status,
+            seen_next_check_at=row.next_check_at,
+        )
 
     async def _work(self, row: Row[Any]) -> None:
         handle = self.providers.get(row.provider)

@@ -56,6 +56,7 @@ from puerta.notify.config import NotificationsConfig
 from puerta.service.commit_resolver import CommitResolver, RolloutTarget, commit_line
 from puerta.service.load_runner import replica_name
 from puerta.service.notices import record_notice, slack_destination
+from puerta.service.worker import BackgroundWorker
 from puerta.store import outbox
 from puerta.store.db import Database
 
@@ -64,7 +65,9 @@ log = structlog.get_logger("puerta.notify")
 MAX_BACKOFF = 300.0  # seconds
 
 
-class NotificationWorker:
+class NotificationWorker(BackgroundWorker):
+    name = "puerta-notifier"
+
     def __init__(
         self,
         db: Database,
@@ -80,6 +83,7 @@ class NotificationWorker:
         batch: int = 200,
         metrics: Metrics | None = None,
     ) -> None:
+        super().__init__(interval)
         self.db = db
         self.clock = clock
         self.config = config
@@ -88,39 +92,18 @@ class NotificationWorker:
         self.resolver = resolver
         self.replica = replica or replica_name()
         self.lease = lease
-        self.interval = interval
         self.batch = batch
         self.metrics = metrics
         spacing = config.slack.channel_interval if config.slack else "0s"
         self.channel_spacing = parse_duration(spacing)
         self._channel_free_at: dict[str, datetime] = {}  # this replica's pacing per channel
-        self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
 
-    # ---- lifecycle --------------------------------------------------------------------------
+    async def round(self) -> None:
+        while await self.tick():
+            pass  # keep going while there is work
 
-    async def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._loop(), name="puerta-notifier")
-
-    async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                while await self.tick():
-                    pass  # keep going while there is work
-            except Exception:
-                log.exception("notification round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+    async def release(self, item_id: int) -> None:
+        await self.db.write(partial(outbox.release, item_id=item_id, owner=self.replica))
 
     # ---- one round --------------------------------------------------------------------------
 
@@ -153,7 +136,12 @@ class NotificationWorker:
             if free_at is not None and free_at > now:
                 break  # the next round takes the rest
             claim = partial(
-                outbox.claim, item_id=row.id, owner=self.replica, now=now, until=now + self.lease
+                outbox.claim,
+                item_id=row.id,
+                owner=self.replica,
+                now=now,
+                until=now + self.lease,
+                seen_attempts=row.attempts,
             )
             claimed = await self.db.write(claim)
             if not claimed:

@@ -20,7 +20,6 @@ rollout, so ``puerta where`` knows what each environment runs.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -46,6 +45,7 @@ from puerta.service import snapshot
 from puerta.service.commit_resolver import CommitResolver, RolloutTarget
 from puerta.service.load_runner import replica_name
 from puerta.service.notices import record_notice
+from puerta.service.worker import BackgroundWorker
 from puerta.store import outbox, promotions
 from puerta.store import repository as repo
 from puerta.store.db import Database
@@ -55,7 +55,9 @@ MAX_BACKOFF = 300.0
 TRACK_WINDOW = timedelta(days=2)
 
 
-class Promoter:
+class Promoter(BackgroundWorker):
+    name = "puerta-promoter"
+
     def __init__(
         self,
         db: Database,
@@ -72,6 +74,7 @@ class Promoter:
         interval: float = 1.0,
         hold_recheck: timedelta = timedelta(seconds=30),
     ) -> None:
+        super().__init__(interval)
         self.db = db
         self.clock = clock
         self.policy = policy
@@ -82,33 +85,14 @@ class Promoter:
         self.notifications = notifications
         self.replica = replica or replica_name()
         self.lease = lease
-        self.interval = interval
         self.hold_recheck = hold_recheck
-        self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._loop(), name="puerta-promoter")
+    async def round(self) -> None:
+        await self.tick()
+        await self.track()
 
-    async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.tick()
-                await self.track()
-            except Exception:
-                log.exception("promotion round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+    async def release(self, item_id: int) -> None:
+        await self.db.write(partial(promotions.release, item_id=item_id, owner=self.replica))
 
     # ---- commit tracking ------------------------------------------------------------------
 
@@ -144,16 +128,20 @@ class Promoter:
                 owner=self.replica,
                 now=now,
                 until=now + self.lease,
+                seen_attempts=row.attempts,
             )
             if not await self.db.write(claim):
                 continue
             worked += 1
+            self._held.add(row.id)
             try:
                 await self._work(row)
             except Exception:
                 log.exception("promotion crashed", promotion=row.id)
                 with contextlib.suppress(Exception):
                     await self._finish(row, attempts=row.attempts + 1)
+            finally:
+                self._held.discard(row.id)
         return worked
 
     async def _work(self, row: Row[Any]) -> None:

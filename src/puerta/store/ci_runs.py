@@ -86,11 +86,29 @@ def next_due_at(conn: Connection) -> datetime | None:
     return value
 
 
-def claim(conn: Connection, run_id: int, owner: str, now: datetime, lease_until: datetime) -> bool:
-    """Take a run to work on if it is still active and free: True when this replica has it."""
+def claim(
+    conn: Connection,
+    run_id: int,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    *,
+    seen_status: str,
+    seen_next_check_at: datetime,
+) -> bool:
+    """Take a run to work on if it is still active, free, and as this replica read it (same
+    status, same next check): True when this replica has it. Without the last condition a
+    replica that read the run just before another one triggered and released it would work
+    on its stale view and trigger the run a second time."""
     result = conn.execute(
         update(ci_runs)
-        .where(ci_runs.c.id == run_id, ci_runs.c.status.in_(ACTIVE), _free(now))
+        .where(
+            ci_runs.c.id == run_id,
+            ci_runs.c.status == seen_status,
+            ci_runs.c.next_check_at == seen_next_check_at,
+            ci_runs.c.status.in_(ACTIVE),
+            _free(now),
+        )
         .values(owner=owner, lease_until=lease_until)
     )
     return result.rowcount == 1

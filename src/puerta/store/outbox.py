@@ -116,10 +116,25 @@ def deliverable(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any
     return conn.execute(query).all()
 
 
-def claim(conn: Connection, *, item_id: int, owner: str, now: datetime, until: datetime) -> bool:
+def claim(
+    conn: Connection,
+    *,
+    item_id: int,
+    owner: str,
+    now: datetime,
+    until: datetime,
+    seen_attempts: int,
+) -> bool:
+    """Take an item if it is still pending, free, and as this replica read it (its attempt
+    count unchanged): a replica with a stale read never delivers an item twice."""
     result = conn.execute(
         update(notifications)
-        .where(notifications.c.id == item_id, notifications.c.status == "pending", _free(now))
+        .where(
+            notifications.c.id == item_id,
+            notifications.c.status == "pending",
+            notifications.c.attempts == seen_attempts,
+            _free(now),
+        )
         .values(owner=owner, lease_until=until)
     )
     return result.rowcount == 1

@@ -57,10 +57,25 @@ def due(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
     return conn.execute(query).all()
 
 
-def claim(conn: Connection, *, item_id: int, owner: str, now: datetime, until: datetime) -> bool:
+def claim(
+    conn: Connection,
+    *,
+    item_id: int,
+    owner: str,
+    now: datetime,
+    until: datetime,
+    seen_attempts: int,
+) -> bool:
+    """Take a promotion if it is still to do, free, and as this replica read it (attempt
+    count unchanged), so a stale read never carries it out twice."""
     result = conn.execute(
         update(promotions)
-        .where(promotions.c.id == item_id, promotions.c.status.in_(ACTIVE), _free(now))
+        .where(
+            promotions.c.id == item_id,
+            promotions.c.status.in_(ACTIVE),
+            promotions.c.attempts == seen_attempts,
+            _free(now),
+        )
         .values(owner=owner, lease_until=until)
     )
     return result.rowcount == 1
@@ -110,3 +125,12 @@ def of_rollout(conn: Connection, canary_id: int, seq: int) -> Row[Any] | None:
             promotions.c.canary_id == canary_id, promotions.c.rollout_seq == seq
         )
     ).one_or_none()
+
+
+def release(conn: Connection, *, item_id: int, owner: str) -> None:
+    """Give a promotion back (graceful shutdown): another replica takes it at once."""
+    conn.execute(
+        update(promotions)
+        .where(promotions.c.id == item_id, promotions.c.owner == owner)
+        .values(owner=None, lease_until=None)
+    )

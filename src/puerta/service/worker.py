@@ -1,0 +1,60 @@
+"""What every background worker of a replica shares: a loop that runs a round every
+``interval`` (or at once when woken: a hook call just gave it work), never dies of a failed
+round, and on a graceful shutdown stops taking work and hands back what it holds, so another
+replica takes it at once instead of waiting for the lease to run out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+log = structlog.get_logger("puerta.worker")
+
+
+class BackgroundWorker:
+    #: names the loop's task and its log lines
+    name = "puerta-worker"
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._held: set[int] = set()  # ids of items this replica is working on now
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop taking work, and give back what is held."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for item_id in list(self._held):
+            with contextlib.suppress(Exception):
+                await self.release(item_id)
+        self._held.clear()
+
+    def wake(self) -> None:
+        """Run a round now."""
+        self._wake.set()
+
+    async def round(self) -> None:
+        """One round of work (subclasses)."""
+        raise NotImplementedError
+
+    async def release(self, item_id: int) -> None:
+        """Give back an item this replica holds (subclasses)."""
+        raise NotImplementedError
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.round()
+            except Exception:  # a database hiccup must not end the worker
+                log.exception("background round failed", worker=self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
