@@ -19,6 +19,8 @@ from puerta import __version__
 from puerta.api import admin, ci_webhooks, environments, explain, health, hooks
 from puerta.api import audit as audit_api
 from puerta.api import ci as ci_api
+from puerta.api import commits as commits_api
+from puerta.api import delivery as delivery_api
 from puerta.api import notifications as notifications_api
 from puerta.api import promotions as promotions_api
 from puerta.api.auth import TokenRegistry
@@ -39,6 +41,7 @@ from puerta.service.commit_wiring import (
     read_github_token,
     read_promote_secrets,
 )
+from puerta.service.delivery_metrics import DeliveryMetrics
 from puerta.service.explain import ExplainService
 from puerta.service.hooks import HookService
 from puerta.service.load_runner import LoadRunner
@@ -181,6 +184,14 @@ def create_app(
         app.state.promoter = promoter
         if promoter is not None:
             await promoter.start()
+        delivery_metrics = (
+            DeliveryMetrics(db, the_clock, app.state.metrics.registry)
+            if settings.background
+            else None
+        )
+        app.state.delivery_metrics = delivery_metrics
+        if delivery_metrics is not None:
+            await delivery_metrics.start()
         log.info(
             "puerta started",
             version=__version__,
@@ -193,6 +204,8 @@ def create_app(
             # each step runs even if one before it failed: generators and commands must not
             # outlive the app, and the database closes last
             try:
+                if delivery_metrics is not None:
+                    await delivery_metrics.stop()
                 if promoter is not None:
                     await promoter.stop()
                 if notifier is not None:
@@ -226,6 +239,7 @@ def create_app(
     app.state.audit_sealer = None
     app.state.notifier = None
     app.state.promoter = None
+    app.state.delivery_metrics = None
     app.state.commit_source = None
     app.state.webhook_secrets = webhook_secrets
     app.add_route(hooks.PATH, hooks.flagger_hook, methods=["POST"])
@@ -237,6 +251,8 @@ def create_app(
     app.include_router(ci_api.router)
     app.include_router(notifications_api.router)
     app.include_router(promotions_api.router)
+    app.include_router(delivery_api.router)
+    app.include_router(commits_api.router)
     app.add_route(ci_webhooks.PATH, ci_webhooks.ci_webhook, methods=["POST"])
     install_dashboard(app, settings.environ)  # the web dashboard under /ui/
     app.add_route("/", _to_dashboard, methods=["GET"], include_in_schema=False)

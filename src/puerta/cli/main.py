@@ -16,8 +16,10 @@ from puerta.cli.common import DEFAULT_SERVER, ServerOpt, TokenOpt
 from puerta.cli.common import call as _call
 from puerta.cli.common import print_table as _print_table
 from puerta.cli.common import split_canary as _split
+from puerta.cli.delivery import delivery
 from puerta.cli.e2e import e2e_app, print_rollout_runs
 from puerta.cli.simulate import simulate
+from puerta.cli.where import where
 from puerta.errors import ConfigError
 
 app = typer.Typer(
@@ -512,6 +514,8 @@ def audit(
 
 
 app.command("simulate")(simulate)
+app.command("where")(where)
+app.command("delivery")(delivery)
 
 
 def main() -> None:
