@@ -534,3 +534,21 @@ def test_times_are_read_in_each_environments_zone(clock: ManualClock) -> None:
     )
     assert answer.summary == "not in production yet: closed; opens Sun 2026-11-29 09:00 IST, in 2d"
     assert answer.places[0].at == opens
+
+
+def test_the_dashboard_search_answers_where_the_commit_is(puerta: Puerta) -> None:
+    puerta.hook("confirm-rollout", checksum=OLD, phase="Initialized", **STAGING)
+    puerta.hook("pre-rollout", checksum=NEW, **STAGING)
+    ship(puerta, "staging/podinfo", 1, SHA)
+    reason = 'workflow "e2e" failed (job "playwright" failed): ' + CIRCLE
+    failed_e2e(puerta, "staging/podinfo", 1, reason, CIRCLE)
+    puerta.hook("post-rollout", checksum=NEW, phase="Failed", **STAGING)
+
+    page = puerta.http.get("/ui/commits", params={"q": SHA[:10]})
+    assert page.status_code == 200
+    assert "Where this commit is" in page.text
+    assert where(puerta)["summary"] in page.text.replace("&#34;", '"')
+    assert f'<a href="{CIRCLE}" rel="noopener noreferrer">link</a>' in page.text
+    unknown = puerta.http.get("/ui/commits", params={"q": "abcdef1234"})
+    assert "Where this commit is" not in unknown.text
+    assert "Puerta does not know commits yet" in unknown.text

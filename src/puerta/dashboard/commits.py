@@ -1,8 +1,9 @@
-"""Where is my commit? What Puerta can answer today.
+"""Where is my commit? The dashboard's search.
 
-Puerta does not map commits to Flagger revisions yet: Flagger's webhooks carry only a checksum
-of the pod template. So a search takes a commit SHA *or* a Flagger checksum (hex, 7-64
-characters) and looks where it could appear: rollouts whose revision (or the checksum seen at
+Where Puerta resolved rollouts to commits (``commits:`` in the policy), the page answers with
+``service/whereabouts.py``. Besides, since Flagger's webhooks carry only a checksum of the pod
+template, a search takes a commit SHA *or* a Flagger checksum (hex, 7-64 characters) and looks
+where it could appear: rollouts whose revision (or the checksum seen at
 confirm-rollout, the previous revision) starts with it, and hook calls whose webhook metadata
 has a value equal to it (teams that put the commit into the Canary's webhook metadata find it
 there). The metadata lives in the audit, which needs a session to read.

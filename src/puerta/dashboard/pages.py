@@ -18,7 +18,9 @@ from puerta.dashboard.responses import render
 from puerta.dashboard.session import Flash
 from puerta.dashboard.timeline import TimelineEntry, load_timeline
 from puerta.dashboard.viewmodels import CanaryView
+from puerta.errors import BadRequest, NotFound
 from puerta.policy.model import CompiledEnvironment, CompiledPolicy
+from puerta.service.whereabouts import CommitReport, WhereaboutsService
 from puerta.store.db import Database
 
 router = APIRouter()
@@ -170,6 +172,7 @@ async def environment_fragment(request: Request, environment: str) -> HTMLRespon
 async def _commits(request: Request, q: str, template: str) -> HTMLResponse:
     visitor = reading_visitor(request)
     result: CommitSearch | None = None
+    report: CommitReport | None = None
     error: str | None = None
     if q.strip():
         try:
@@ -179,6 +182,7 @@ async def _commits(request: Request, q: str, template: str) -> HTMLResponse:
         else:
             audit = visitor.can_read_audit
             result = await _db(request).read(lambda conn: search(conn, query, include_audit=audit))
+            report = await _whereabouts(request, query)
     return render(
         request,
         template,
@@ -188,8 +192,23 @@ async def _commits(request: Request, q: str, template: str) -> HTMLResponse:
         nav="commits",
         q=q.strip(),
         result=result,
+        report=report,
         error=error,
     )
+
+
+async def _whereabouts(request: Request, query: str) -> CommitReport | None:
+    """Where the commit is, when Puerta knows it as a commit (None: not seen, or not a SHA)."""
+    service = WhereaboutsService(
+        _db(request),
+        request.app.state.policy,
+        request.app.state.clock.now(),
+        getattr(request.app.state, "commit_source", None),
+    )
+    try:
+        return await service.find(query)
+    except (NotFound, BadRequest):
+        return None
 
 
 @router.get("/commits")
