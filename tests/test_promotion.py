@@ -285,3 +285,35 @@ def test_webhook_variant(database_url: str, world: dict[str, Any], clock: Manual
         assert delivery.payload["to"] == "production"
     finally:
         puerta.stop()
+
+
+def test_each_environment_shows_what_is_live_and_before(
+    released: Puerta, world: dict[str, Any]
+) -> None:
+    roll_out(released)
+    until(lambda: settled(released))
+    k8s: FakeKubernetes = world["k8s"]
+    k8s.add_workload(
+        "staging",
+        "Deployment",
+        "podinfo",
+        containers={"podinfo": f"ghcr.io/acme/podinfo:{OLD[:7]}"},
+    )
+    body = flagger_payload("confirm-rollout", namespace="staging", name="podinfo", metadata={})
+    second = {**body, "checksum": "9a9a9a9a9a"}
+    released.http.post("/hooks/confirm-rollout", json={**second, "phase": "Succeeded"})
+    released.http.post("/hooks/pre-rollout", json={**second, "phase": "Progressing"})
+    released.http.post("/hooks/post-rollout", json={**second, "phase": "Succeeded"})
+    until(lambda: len(promotions(released)) == 2 and settled(released))
+
+    answer = released.api("GET", "/environments/staging/live", token=VIEWER)
+    assert answer.status_code == 200, answer.text
+    (canary,) = answer.json()["canaries"]
+    assert (canary["live"]["rollout_seq"], canary["live"]["sha"]) == (2, OLD)
+    assert canary["live"]["image"] == f"ghcr.io/acme/podinfo:{OLD[:7]}"
+    assert [(r["rollout_seq"], r["sha"], r["title"]) for r in canary["history"]] == [
+        (1, SHA, "Fix checkout")
+    ]
+    assert released.api("GET", "/environments/nowhere/live").status_code == 400
+    empty = released.api("GET", "/environments/production/live").json()
+    assert empty == {"environment": "production", "canaries": []}

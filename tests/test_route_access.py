@@ -35,6 +35,7 @@ OPEN = {
     ("GET", "/api/v1/ci/runs/{run_id}"),
     ("GET", "/api/v1/promotions"),
     ("GET", "/api/v1/commits/{sha}"),
+    ("GET", "/api/v1/environments/{environment}/live"),
 }
 TOKENS = {"viewer": VIEWER, "approver": APPROVER, "admin": ADMIN}
 WEAKER = {"viewer": None, "approver": "viewer", "admin": "approver"}

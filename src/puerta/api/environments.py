@@ -3,9 +3,9 @@ queue of each environment. Creating and lifting freezes needs the admin role."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from puerta.api import schemas
 from puerta.api.admin import ACTION_ERRORS, ERRORS, count_action, reader
@@ -15,6 +15,7 @@ from puerta.api.text_guard import storable_parameters
 from puerta.errors import BadRequest
 from puerta.policy.model import CompiledPolicy
 from puerta.service.admin import AdminService
+from puerta.store import live as live_store
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
@@ -91,3 +92,49 @@ async def unfreeze(
     )
     count_action(request, "unfreeze")
     return schemas.UnfreezeResponse(environment=environment, lifted=ids, actor=principal.name)
+
+
+@router.get(
+    "/environments/{environment}/live",
+    response_model=schemas.LiveEnvironment,
+    responses={**ERRORS, 400: {"model": schemas.Problem}},
+)
+async def live(
+    request: Request,
+    environment: str,
+    _: Annotated[Principal | None, Depends(reader)],
+    history: Annotated[int, Query(ge=0, le=100)] = 5,
+) -> schemas.LiveEnvironment:
+    """What each canary of the environment runs now (image, commit, since when), and what ran
+    before, newest first."""
+    _known_environment(request, environment)
+    db: Database = request.app.state.db
+    rows = await db.read(lambda c: live_store.succeeded_rollouts(c, environment, 5000))
+    canaries: dict[tuple[str, str], list[schemas.LiveRevision]] = {}
+    for row in rows:
+        revisions = canaries.setdefault((row.namespace, row.name), [])
+        if len(revisions) <= history:
+            revisions.append(_revision(row))
+    return schemas.LiveEnvironment(
+        environment=environment,
+        canaries=[
+            schemas.LiveCanary(namespace=ns, name=name, live=revs[0], history=revs[1:])
+            for (ns, name), revs in sorted(canaries.items())
+        ],
+    )
+
+
+def _revision(row: Any) -> schemas.LiveRevision:
+    return schemas.LiveRevision(
+        rollout_seq=row.seq,
+        revision=row.revision,
+        since=row.finished_at,
+        image=row.image,
+        repository=row.repository,
+        sha=row.sha,
+        url=row.url,
+        title=row.title,
+        author_name=row.author_name,
+        committed_at=row.committed_at,
+        commit_problem=row.commit_reason if row.commit_status == "unresolved" else None,
+    )

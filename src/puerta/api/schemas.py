@@ -168,6 +168,32 @@ class PromotionList(_Out):
     total: int
 
 
+class LiveRevision(_Out):
+    rollout_seq: int
+    revision: str = Field(description="Flagger's checksum of the rollout")
+    since: datetime | None = Field(description="when it went live (the rollout finished)")
+    image: str | None
+    repository: str | None
+    sha: str | None
+    url: str | None
+    title: str | None
+    author_name: str | None
+    committed_at: datetime | None
+    commit_problem: str | None = Field(description="why the commit is not known")
+
+
+class LiveCanary(_Out):
+    namespace: str
+    name: str
+    live: LiveRevision = Field(description="what runs now")
+    history: list[LiveRevision] = Field(description="what ran before, newest first")
+
+
+class LiveEnvironment(_Out):
+    environment: str
+    canaries: list[LiveCanary]
+
+
 class CanaryDetail(Canary):
     history: list[Rollout]
     load_tests: list[LoadTest] = Field(

@@ -518,6 +518,50 @@ app.command("where")(where)
 app.command("delivery")(delivery)
 
 
+@app.command()
+def live(
+    environment: Annotated[str, typer.Argument(help="an environment of the policy")],
+    history: Annotated[int, typer.Option(min=0, max=100, help="earlier revisions to show")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """What each canary of an environment runs now (image, commit, since when), and before."""
+    data = _call(
+        server,
+        token,
+        "GET",
+        f"/api/v1/environments/{environment}/live",
+        params={"history": history},
+    )
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    rows = [["CANARY", "", "ROLLOUT", "SINCE", "COMMIT", "IMAGE"]]
+    for canary in data["canaries"]:
+        key = f"{canary['namespace']}/{canary['name']}"
+        for index, rev in enumerate([canary["live"], *canary["history"]]):
+            commit = (
+                f"{rev['repository']}@{rev['sha'][:7]} {rev.get('title') or ''}".strip()
+                if rev.get("sha")
+                else f"unknown ({rev.get('commit_problem') or 'not looked up'})"
+            )
+            rows.append(
+                [
+                    key if index == 0 else "",
+                    "live" if index == 0 else "before",
+                    f"#{rev['rollout_seq']}",
+                    (rev.get("since") or "")[:16],
+                    commit[:70],
+                    rev.get("image") or "-",
+                ]
+            )
+    if len(rows) == 1:
+        typer.echo(f"nothing has gone live in {environment} yet")
+        return
+    _print_table(rows)
+
+
 def main() -> None:
     app(prog_name="puerta")
 
