@@ -14,7 +14,7 @@ become :class:`RateLimited`; any other 403 is a refusal (:class:`PermanentError`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -26,22 +26,27 @@ from puerta.ci.base import (
     Part,
     PermanentError,
     ProviderError,
-    RateLimited,
     RunRef,
     RunState,
     RunStatus,
     Target,
-    TransientError,
+)
+from puerta.github_rest import (
+    API_VERSION,
+    PROVIDER,
+    Observed,
+    json_object,
+    parse_instant,
+    rate_limited,
+    repo_path,
+    split_repo,
 )
 
-PROVIDER = "github"
-API_VERSION = "2022-11-28"  # the version whose dispatch schema knows ``return_run_details``
 MAX_INPUTS = 25  # GitHub refuses a dispatch with more inputs
 
 _SEARCH_MARGIN = timedelta(minutes=1)  # clocks differ; a run is never created before dispatch
 _PER_PAGE = 100
 _MAX_PAGES = 10  # GitHub caps filtered run lists at 1,000 results
-_SECONDARY_WAIT = 60.0  # GitHub: "otherwise, wait for at least one minute"
 
 _WAITING = frozenset({"requested", "queued", "pending", "waiting"})
 _FAILED = frozenset({"failure", "timed_out", "startup_failure", "action_required", "stale"})
@@ -153,67 +158,9 @@ def _failure_reason(run: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]]) -
 # ---- plumbing ------------------------------------------------------------------------------
 
 
-class _Observed(httpx.Auth):
-    """Adds the bearer token and keeps the final answer of one call.
-
-    ``http.request`` turns a 403 into a PermanentError without its headers; keeping the
-    response here lets :meth:`GitHubActions._call` tell GitHub's rate-limit 403 from a
-    refusal. One instance per call, so concurrent calls never share it.
-    """
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-        self.response: httpx.Response | None = None
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        self.response = yield request
-
-
 def _iso(instant: datetime) -> str:
     """``2026-03-02T10:00:00Z``: the form GitHub's ``created`` search qualifier takes."""
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_instant(value: str | None) -> datetime | None:
-    """An ISO-8601 instant (naive means UTC); None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    """The body as a JSON object; anything else is treated as an outage, never a pass."""
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise TransientError(
-            f"{PROVIDER}: HTTP {response.status_code} without a JSON body",
-            status=response.status_code,
-        ) from exc
-    if not isinstance(body, dict):
-        raise TransientError(
-            f"{PROVIDER}: HTTP {response.status_code}: expected a JSON object",
-            status=response.status_code,
-        )
-    return body
-
-
-def _split_repo(project: str) -> tuple[str, str]:
-    """``owner/repo`` -> (owner, repo); anything else is a policy mistake."""
-    parts = project.strip().split("/")
-    if len(parts) != 2 or not all(parts):
-        raise PermanentError(f'{PROVIDER}: project must be "owner/repo", got {project!r}')
-    return parts[0], parts[1]
-
-
-def _repo_path(project: str) -> str:
-    owner, repo = _split_repo(project)
-    return f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
 
 
 def _branch_filter(ref: str | None, is_tag: bool) -> str | None:
@@ -261,7 +208,7 @@ class GitHubActions:
     async def trigger(self, target: Target) -> RunRef:
         """Dispatch the workflow; the ref carries the run id when the server returns one."""
         workflow, ref = self._check_target(target)
-        path = f"{_repo_path(target.project)}/actions/workflows/{quote(workflow, safe='')}"
+        path = f"{repo_path(target.project)}/actions/workflows/{quote(workflow, safe='')}"
         body: dict[str, Any] = {"ref": ref, "inputs": dict(target.parameters)}
         triggered_at = _iso(self._clock())
         try:
@@ -281,9 +228,9 @@ class GitHubActions:
         if ref.id is None:
             return await self._status_by_correlation(ref, target, repo)
         response = await self._call(
-            "GET", f"{_repo_path(repo)}/actions/runs/{quote(ref.id, safe='')}"
+            "GET", f"{repo_path(repo)}/actions/runs/{quote(ref.id, safe='')}"
         )
-        run = _json_object(response)
+        run = json_object(response)
         status = await self._with_jobs(repo, run)
         if ref.number is None and run.get("run_number") is not None:
             learnt = dataclasses.replace(
@@ -301,7 +248,7 @@ class GitHubActions:
             raise PermanentError(f"{PROVIDER}: run ref {ref.id} does not name its repository")
         try:
             await self._call(
-                "POST", f"{_repo_path(repo)}/actions/runs/{quote(ref.id, safe='')}/cancel"
+                "POST", f"{repo_path(repo)}/actions/runs/{quote(ref.id, safe='')}/cancel"
             )
         except PermanentError as exc:
             if exc.status == 409:  # "Cannot cancel a workflow run that is completed."
@@ -314,7 +261,7 @@ class GitHubActions:
     @staticmethod
     def _check_target(target: Target) -> tuple[str, str]:
         """Refuse what GitHub would refuse, before any request: (workflow, ref)."""
-        _split_repo(target.project)
+        split_repo(target.project)
         if not target.workflow:
             raise PermanentError(
                 f"{PROVIDER}: a workflow (file name such as e2e.yml, or its id) is required"
@@ -380,11 +327,11 @@ class GitHubActions:
     ) -> dict[str, Any] | None:
         """The earliest dispatched run since the trigger whose title has the correlation."""
         params = self._run_filters(ref, target)
-        path = f"{_repo_path(repo)}/actions/workflows/{quote(workflow, safe='')}/runs"
+        path = f"{repo_path(repo)}/actions/workflows/{quote(workflow, safe='')}/runs"
         matches: list[dict[str, Any]] = []
         for page in range(1, _MAX_PAGES + 1):
             response = await self._call("GET", path, params={**params, "page": str(page)})
-            runs = _json_object(response).get("workflow_runs") or []
+            runs = json_object(response).get("workflow_runs") or []
             matches += [
                 run
                 for run in runs
@@ -400,7 +347,7 @@ class GitHubActions:
     def _run_filters(ref: RunRef, target: Target) -> dict[str, str]:
         """Query for the run list: dispatched runs, created since the trigger (with margin)."""
         params = {"event": "workflow_dispatch", "per_page": str(_PER_PAGE)}
-        since = _parse_instant(ref.triggered_at)
+        since = parse_instant(ref.triggered_at)
         if since is not None:
             params["created"] = f">={_iso(since - _SEARCH_MARGIN)}"
         branch = _branch_filter(target.ref, target.ref_is_tag)
@@ -416,12 +363,12 @@ class GitHubActions:
         try:
             response = await self._call(
                 "GET",
-                f"{_repo_path(repo)}/actions/runs/{run['id']}/jobs",
+                f"{repo_path(repo)}/actions/runs/{run['id']}/jobs",
                 params={"filter": "latest", "per_page": str(_PER_PAGE)},
             )
         except ProviderError:
             return status  # the verdict is known; the job names are a courtesy
-        jobs = [job for job in _json_object(response).get("jobs") or [] if isinstance(job, dict)]
+        jobs = [job for job in json_object(response).get("jobs") or [] if isinstance(job, dict)]
         reason = _failure_reason(run, jobs) or status.reason
         return dataclasses.replace(status, reason=reason, parts=_job_parts(jobs))
 
@@ -436,7 +383,7 @@ class GitHubActions:
         json: dict[str, Any] | None = None,
     ) -> httpx.Response:
         """One request through ``http.request``, with GitHub's headers and rate-limit rules."""
-        observed = _Observed(self._token)
+        observed = Observed(self._token)
         try:
             return await http.request(
                 self._client,
@@ -453,39 +400,9 @@ class GitHubActions:
                 follow_redirects=True,  # GitHub redirects renamed repositories
             )
         except ProviderError as exc:
-            limited = self._rate_limited(exc, observed.response)
+            limited = rate_limited(exc, observed.response, self._clock())
             if limited is not None:
                 raise limited from exc
             if isinstance(exc, PermanentError):
                 raise PermanentError(f"{exc} ({method} {path})", status=exc.status) from exc
             raise
-
-    def _rate_limited(
-        self, exc: ProviderError, response: httpx.Response | None
-    ) -> RateLimited | None:
-        """GitHub's rate-limit answers (429, or 403 with its headers or message), else None."""
-        if exc.status not in (403, 429) or response is None:
-            return None
-        message = http.error_message(response)
-        now = self._clock()
-        wait = http.retry_after(response, now)
-        if wait is None and response.headers.get("x-ratelimit-remaining") == "0":
-            wait = self._until_reset(response, now)
-        if wait is None and (exc.status == 429 or "rate limit" in message.lower()):
-            wait = _SECONDARY_WAIT
-        if wait is None:
-            return None  # a plain 403: the token may not do this
-        return RateLimited(
-            f"{PROVIDER}: rate limited (HTTP {exc.status}): {message}",
-            retry_after=wait,
-            status=exc.status,
-        )
-
-    @staticmethod
-    def _until_reset(response: httpx.Response, now: datetime) -> float:
-        """Seconds until ``x-ratelimit-reset`` (UTC epoch seconds); a minute if it is absent."""
-        reset = response.headers.get("x-ratelimit-reset", "")
-        try:
-            return max(0.0, float(reset) - now.timestamp())
-        except ValueError:
-            return _SECONDARY_WAIT

@@ -24,18 +24,17 @@ from urllib.parse import quote
 import httpx
 
 from puerta.ci import http
-from puerta.ci.github import (
-    _SECONDARY_WAIT,
+from puerta.commits.base import CommitInfo
+from puerta.external import PermanentError, ProviderError, TransientError
+from puerta.github_rest import (
     API_VERSION,
     PROVIDER,
-    GitHubActions,
-    _json_object,
-    _Observed,
-    _parse_instant,
-    _repo_path,
+    Observed,
+    json_object,
+    parse_instant,
+    rate_limited,
+    repo_path,
 )
-from puerta.commits.base import CommitInfo
-from puerta.external import PermanentError, ProviderError, RateLimited, TransientError
 
 __all__ = ["MAX_CLIENT_PAYLOAD_KEYS", "MAX_EVENT_TYPE", "GitHubRepos", "ReleaseResult"]
 
@@ -98,7 +97,7 @@ def _commit_info(repository: str, body: dict[str, Any]) -> CommitInfo:
     the author's, and the login next to it is what finds them in chat.
     """
     sha = _text(body, "sha")
-    when = _parse_instant(_text(body, "commit", "committer", "date")) or _parse_instant(
+    when = parse_instant(_text(body, "commit", "committer", "date")) or parse_instant(
         _text(body, "commit", "author", "date")
     )
     if sha is None or when is None:
@@ -243,31 +242,6 @@ def _check_dispatch(event_type: str, client_payload: Mapping[str, Any]) -> None:
         )
 
 
-def _rate_limited(
-    exc: ProviderError, response: httpx.Response | None, now: datetime
-) -> RateLimited | None:
-    """GitHub's rate-limit answers (429, or 403 with its headers or message), else None.
-
-    The same reading as :class:`~puerta.ci.github.GitHubActions`, so both clients back off
-    alike; a 403 without any of the signs is a refusal.
-    """
-    if exc.status not in (403, 429) or response is None:
-        return None
-    message = http.error_message(response)
-    wait = http.retry_after(response, now)
-    if wait is None and response.headers.get("x-ratelimit-remaining") == "0":
-        wait = GitHubActions._until_reset(response, now)
-    if wait is None and (exc.status == 429 or "rate limit" in message.lower()):
-        wait = _SECONDARY_WAIT
-    if wait is None:
-        return None
-    return RateLimited(
-        f"{PROVIDER}: rate limited (HTTP {exc.status}): {message}",
-        retry_after=wait,
-        status=exc.status,
-    )
-
-
 # ---- the client ----------------------------------------------------------------------------
 
 
@@ -306,7 +280,7 @@ class GitHubRepos:
         GitHub answers 422 for an unknown (or ambiguous) SHA and 404 for an unknown or hidden
         repository; both mean the image names a commit Puerta cannot attribute.
         """
-        path = f"{_repo_path(repository)}/commits/{_ref(sha, 'commit SHA')}"
+        path = f"{repo_path(repository)}/commits/{_ref(sha, 'commit SHA')}"
         response = await self._call("GET", path, accept=(404, 422))
         if response.status_code in (404, 422):
             raise PermanentError(
@@ -314,7 +288,7 @@ class GitHubRepos:
                 f"({PROVIDER}: {http.error_message(response)})",
                 status=response.status_code,
             )
-        return _commit_info(repository, _json_object(response))
+        return _commit_info(repository, json_object(response))
 
     async def contains(self, repository: str, commit: str, newer: str) -> bool:
         """Whether ``newer`` is ``commit`` or has it as an ancestor (compare commit...newer).
@@ -325,7 +299,7 @@ class GitHubRepos:
         if commit.strip().lower() == newer.strip().lower() and commit.strip():
             return True
         basehead = f"{_ref(commit, 'commit SHA')}...{_ref(newer, 'newer commit SHA')}"
-        path = f"{_repo_path(repository)}/compare/{basehead}"
+        path = f"{repo_path(repository)}/compare/{basehead}"
         # per_page=1: only the status is read, not the list of commits between the two
         response = await self._call("GET", path, params={"per_page": "1"}, accept=(404,))
         if response.status_code == 404:
@@ -337,7 +311,7 @@ class GitHubRepos:
                 f"one of them (or the repository) was not found ({PROVIDER}: {message})",
                 status=404,
             )
-        return _contained(_json_object(response))
+        return _contained(json_object(response))
 
     # ---- releases ----------------------------------------------------------------------
 
@@ -370,7 +344,7 @@ class GitHubRepos:
             prerelease=prerelease,
             make_latest=make_latest,
         )
-        path = f"{_repo_path(repository)}/releases"
+        path = f"{repo_path(repository)}/releases"
         response = await self._call("POST", path, json=request, accept=(404, 422))
         if response.status_code == 422:
             return await self._refused_release(repository, tag, response)
@@ -380,7 +354,7 @@ class GitHubRepos:
                 f"{http.error_message(response)} ({_WORKFLOW_SCOPE_HINT})",
                 status=404,
             )
-        return _release_result(_json_object(response), created=True, tag=tag)
+        return _release_result(json_object(response), created=True, tag=tag)
 
     async def _refused_release(
         self, repository: str, tag: str, response: httpx.Response
@@ -402,10 +376,10 @@ class GitHubRepos:
         By tag first; a draft has no tag yet, so it is looked for in the first pages of the
         release list. Not found at all (a replica lagging behind the refusal): transient.
         """
-        path = f"{_repo_path(repository)}/releases"
+        path = f"{repo_path(repository)}/releases"
         response = await self._call("GET", f"{path}/tags/{_ref(tag, 'tag')}", accept=(404,))
         if response.status_code != 404:
-            return _json_object(response)
+            return json_object(response)
         for page in range(1, _RELEASE_PAGES + 1):
             params = {"per_page": "100", "page": str(page)}
             listed = _json_list(await self._call("GET", path, params=params))
@@ -426,7 +400,7 @@ class GitHubRepos:
         """Send a ``repository_dispatch`` event (GitHub answers 204; workflows on the default
         branch with ``on: repository_dispatch`` and this type start)."""
         _check_dispatch(event_type, client_payload)
-        path = f"{_repo_path(repository)}/dispatches"
+        path = f"{repo_path(repository)}/dispatches"
         body = {"event_type": event_type, "client_payload": client_payload}
         await self._call("POST", path, json=body)
 
@@ -447,7 +421,7 @@ class GitHubRepos:
         failures raise as ``http.request`` classifies them, GitHub's rate limits as
         :class:`RateLimited`, and refusals name the request.
         """
-        observed = _Observed(self._token)
+        observed = Observed(self._token)
         try:
             return await http.request(
                 self._client,
@@ -465,7 +439,7 @@ class GitHubRepos:
             )
         except ProviderError as exc:
             response = observed.response
-            limited = _rate_limited(exc, response, self._clock())
+            limited = rate_limited(exc, response, self._clock())
             if limited is not None:
                 raise limited from exc
             if not isinstance(exc, PermanentError):
