@@ -13,7 +13,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from conftest import VIEWER, Puerta, flagger_payload
 from fakes.github import FakeGitHub
 from fakes.server import serve_in_thread
 from puerta.clock import ManualClock
+from waiting import until
 
 GH_TOKEN = "ghs_e2e_test_token_5a7c"
 HOOK_SECRET = "It's a Secret to Everybody"
@@ -85,15 +86,6 @@ class TickingClock(ManualClock):
         with self._lock:
             self._now += self.step
             return self._now
-
-
-def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Wait for something the background runner does (bounded, real time)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 @pytest.fixture

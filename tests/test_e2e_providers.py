@@ -7,8 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from puerta.ci.webhooks import BadSignature, verify_circleci, verify_github
 from puerta.clock import ManualClock
 from puerta.errors import ConfigError
 from puerta.policy.loader import load_policy
+from waiting import until
 
 POLICY = """
 version: 1
@@ -51,14 +51,6 @@ environments:
       rollback:
         - type: e2e-result
 """
-
-
-def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def start(database_url: str, clock: ManualClock, provider: str, target: str, **env: str) -> Puerta:

@@ -6,8 +6,7 @@ recorded and visible in the API."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from fakes.server import serve_in_thread
 from fakes.slack import FakeSlack
 from fakes.webhook_receiver import WebhookReceiver
 from puerta.clock import ManualClock
+from waiting import until
 
 SLACK_TOKEN = "xoxb-1-puerta-test"
 HOOK_SECRET = "notify-hook-secret-4b1d"
@@ -49,14 +49,6 @@ environments:
       confirm-promotion:
         - type: manual
 """
-
-
-def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 @pytest.fixture

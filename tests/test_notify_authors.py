@@ -5,8 +5,7 @@ Every way this can fail is said once in the rollout's thread, and nothing else i
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from fakes.kubernetes import FakeKubernetes
 from fakes.server import serve_in_thread
 from fakes.slack import FakeSlack
 from puerta.clock import ManualClock
+from waiting import until
 
 SHA = fake_sha("fix checkout")
 POLICY = """
@@ -49,14 +49,6 @@ environments:
       confirm-rollout:
         - type: manual
 """
-
-
-def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ halt holds it; the dispatch and webhook variants; every promotion audited."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from fakes.kubernetes import FakeKubernetes
 from fakes.server import serve_in_thread
 from fakes.webhook_receiver import WebhookReceiver
 from puerta.clock import ManualClock
+from waiting import until
 
 OLD = fake_sha("older change")
 SHA = fake_sha("fix checkout")
@@ -56,14 +56,6 @@ DISPATCH = """      repository_dispatch:
         repository: acme/deploy
         event_type: "promote-{name}-to-{to}"
 """
-
-
-def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 @pytest.fixture
