@@ -309,3 +309,23 @@ def test_each_environment_shows_what_is_live_and_before(
     assert released.api("GET", "/environments/nowhere/live").status_code == 400
     empty = released.api("GET", "/environments/production/live").json()
     assert empty == {"environment": "production", "canaries": []}
+
+
+def test_a_commit_looked_up_before_comes_from_the_cache(
+    released: Puerta, world: dict[str, Any]
+) -> None:
+    """A second rollout of the same commit (e.g. its production rollout after staging) takes
+    the author from the cache, with its commit time intact."""
+    roll_out(released)
+    until(lambda: settled(released))
+    body = flagger_payload("confirm-rollout", namespace="staging", name="podinfo", metadata={})
+    again = {**body, "checksum": "7b7b7b7b7b"}
+    released.http.post("/hooks/confirm-rollout", json={**again, "phase": "Succeeded"})
+    released.http.post("/hooks/pre-rollout", json={**again, "phase": "Progressing"})
+    released.http.post("/hooks/post-rollout", json={**again, "phase": "Succeeded"})
+    until(lambda: len(promotions(released)) == 2 and settled(released))
+
+    (canary,) = released.api("GET", "/environments/staging/live", token=VIEWER).json()["canaries"]
+    assert (canary["live"]["rollout_seq"], canary["live"]["sha"]) == (2, SHA)
+    assert canary["live"]["committed_at"] == canary["history"][0]["committed_at"] is not None
+    assert world["github"].commit_lookups == 1  # the second came from the cache

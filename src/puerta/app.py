@@ -3,6 +3,7 @@ import time, so tests build as many isolated apps as they like (with their own c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -206,14 +207,12 @@ def create_app(
             try:
                 if delivery_metrics is not None:
                     await delivery_metrics.stop()
-                if promoter is not None:
-                    await promoter.stop()
-                if notifier is not None:
-                    await notifier.stop()
                 if sealer is not None:
                     await sealer.stop()
-                if ci_runner is not None:
-                    await ci_runner.stop()
+                # together: each lets its round under way finish (briefly), then hands back
+                # what it holds, so the other replicas take it over at once
+                workers = [w for w in (promoter, notifier, ci_runner) if w is not None]
+                await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
                 if runner is not None:
                     await runner.stop()
             finally:

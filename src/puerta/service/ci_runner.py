@@ -180,6 +180,8 @@ class CiRunner(BackgroundWorker):
         due = await self.db.read(lambda c: ci_runs.due_runs(c, now, self.batch))
         claimed: list[Row[Any]] = []
         for row in due:
+            if self.stopping:
+                break  # shutting down: take nothing new
             blocked = self._blocked_until.get(row.provider)
             if blocked is not None and blocked > now and row.rollout_status != "superseded":
                 continue
@@ -459,7 +461,9 @@ class CiRunner(BackgroundWorker):
                     )
             return saved
 
-        if await self.db.write(write):
+        # what the provider already did must be stored, even across a database restart
+        within = self.lease.total_seconds() / 2
+        if await self.db.write_persistently(write, within=within):
             if event is not None:
                 self.notify_changed()
         else:

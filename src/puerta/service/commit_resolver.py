@@ -135,7 +135,7 @@ class CommitResolver:
         now = self.clock.now()
         hit = await self.db.read(lambda c: outbox.cached(c, "commit", key, now))
         if hit is not outbox.MISSING:
-            return dict(hit) if isinstance(hit, dict) else str(hit)
+            return _commit_values(hit)
         try:
             info = await self.commits.commit(ref.repository, ref.sha)
         except PermanentError as exc:
@@ -152,9 +152,7 @@ class CommitResolver:
             }
         stored = value
         await self.db.write(lambda c: outbox.cache(c, "commit", key, stored, now + COMMIT_TTL))
-        if isinstance(value, dict):
-            value = {**value, "committed_at": datetime.fromisoformat(value["committed_at"])}
-        return value
+        return _commit_values(value)
 
     async def chat_user(self, commit: Row[Any]) -> tuple[str | None, str]:
         """(chat user id, "") or (None, why not). Raises TransientError during an outage."""
@@ -180,6 +178,18 @@ class CommitResolver:
                 "(add it to notifications.direct_messages.people)"
             )
         return str(hit), ""
+
+
+def _commit_values(value: Any) -> dict[str, Any] | str:
+    """A looked-up (or cached, JSON-stored) commit as row values: the reason string when
+    there is none, else its fields with ``committed_at`` as a datetime again."""
+    if not isinstance(value, dict):
+        return str(value)
+    values = dict(value)
+    when = values.get("committed_at")
+    if isinstance(when, str):
+        values["committed_at"] = datetime.fromisoformat(when)
+    return values
 
 
 def commit_line(commit: Row[Any] | None) -> str | None:

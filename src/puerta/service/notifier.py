@@ -99,7 +99,7 @@ class NotificationWorker(BackgroundWorker):
         self._channel_free_at: dict[str, datetime] = {}  # this replica's pacing per channel
 
     async def round(self) -> None:
-        while await self.tick():
+        while not self.stopping and await self.tick():
             pass  # keep going while there is work
 
     async def release(self, item_id: int) -> None:
@@ -130,6 +130,8 @@ class NotificationWorker(BackgroundWorker):
     async def _lane(self, rows: list[Row[Any]]) -> int:
         worked = 0
         for row in rows:
+            if self.stopping:
+                break  # shutting down: take nothing new
             key = self._pace_key(row)
             now = self.clock.now()
             free_at = self._channel_free_at.get(key)
@@ -147,12 +149,15 @@ class NotificationWorker(BackgroundWorker):
             if not claimed:
                 continue
             worked += 1
+            self._held.add(row.id)
             try:
                 await self._deliver(row)
             except Exception:
                 log.exception("notification delivery crashed", item=row.id)
                 with contextlib.suppress(Exception):
-                    await self.db.write(partial(outbox.release, item_id=row.id, owner=self.replica))
+                    await self.release(row.id)
+            finally:
+                self._held.discard(row.id)
             if self.channel_spacing:
                 self._channel_free_at[key] = self.clock.now() + self.channel_spacing
         return worked
@@ -215,10 +220,11 @@ class NotificationWorker(BackgroundWorker):
                 )
                 raise
             channel_id = chat.channel_id(channel) or channel
-            await self.db.write(
+            await self.db.write_persistently(
                 lambda c: outbox.update_thread(
                     c, thread.id, parent_id=ts, parent_channel=channel_id, parent_text=text
-                )
+                ),
+                within=self._within,
             )
             return ts
         if text == thread.parent_text:
@@ -296,9 +302,14 @@ class NotificationWorker(BackgroundWorker):
 
     # ---- outcomes ---------------------------------------------------------------------------
 
+    @property
+    def _within(self) -> float:
+        """How long to keep trying to store what a sink already did (half the lease)."""
+        return self.lease.total_seconds() / 2
+
     async def _sent(self, row: Row[Any], external_id: str | None) -> None:
         now = self.clock.now()
-        await self.db.write(
+        await self.db.write_persistently(
             lambda c: outbox.finish(
                 c,
                 row.id,
@@ -309,7 +320,8 @@ class NotificationWorker(BackgroundWorker):
                 attempts=row.attempts + 1,
                 external_id=external_id,
                 last_error=None,
-            )
+            ),
+            within=self._within,
         )
         self._count(row, "sent")
 

@@ -122,6 +122,8 @@ class Promoter(BackgroundWorker):
         due = await self.db.read(lambda c: promotions.due(c, now, 50))
         worked = 0
         for row in due:
+            if self.stopping:
+                break  # shutting down: take nothing new
             claim = partial(
                 promotions.claim,
                 item_id=row.id,
@@ -336,7 +338,7 @@ class Promoter(BackgroundWorker):
             )
             self._record(conn, row, now, text, {**outcome, "link": outcome["url"]})
 
-        await self.db.write(work)
+        await self.db.write_persistently(work, within=self.lease.total_seconds() / 2)
         log.info("promotion done", promotion=row.id, result=text)
 
     def _record(

@@ -20,19 +20,31 @@ class BackgroundWorker:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._held: set[int] = set()  # ids of items this replica is working on now
+        self.stopping = False  # set by stop(): rounds end early and no new round starts
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name=self.name)
 
-    async def stop(self) -> None:
-        """Graceful shutdown: stop taking work, and give back what is held."""
+    async def stop(self, *, finish: float = 2.0) -> None:
+        """Graceful shutdown: take no new work; let the round under way finish (up to
+        ``finish`` seconds: an external call half done is better completed than redone by
+        another replica); then give back whatever is still held."""
+        self.stopping = True
+        held = set(self._held)
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        for item_id in list(self._held):
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._loop_task), finish)
+            except TimeoutError:
+                held |= self._held
+                self._loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop_task
+            except asyncio.CancelledError:
+                pass
+        for item_id in held | self._held:
             with contextlib.suppress(Exception):
                 await self.release(item_id)
         self._held.clear()
@@ -50,11 +62,13 @@ class BackgroundWorker:
         raise NotImplementedError
 
     async def _loop(self) -> None:
-        while True:
+        while not self.stopping:
             self._wake.clear()
             try:
                 await self.round()
             except Exception:  # a database hiccup must not end the worker
                 log.exception("background round failed", worker=self.name)
+            if self.stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)

@@ -23,6 +23,7 @@ Nothing blocks the event loop either way.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 DEFAULT_DATABASE_URL = "sqlite:///puerta.db"
@@ -97,8 +99,11 @@ class Database:
         ``_sqlite_batch``).
         """
         if self._async is not None:
-            async with self._async.begin() as conn:
-                return await conn.run_sync(work)
+            try:
+                async with self._async.begin() as conn:
+                    return await conn.run_sync(work)
+            except (OSError, TimeoutError) as exc:
+                raise _unreachable(exc) from exc
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((work, future))
         if self._flusher is None or self._flusher.done():
@@ -151,10 +156,29 @@ class Database:
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a read-only transaction (it never blocks writers)."""
         if self._async is not None:
-            async with self._async.connect() as conn, conn.begin():
-                return await conn.run_sync(work)
+            try:
+                async with self._async.connect() as conn, conn.begin():
+                    return await conn.run_sync(work)
+            except (OSError, TimeoutError) as exc:
+                raise _unreachable(exc) from exc
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._sqlite_run, work, True)
+
+    async def write_persistently(self, work: Callable[[Connection], T], *, within: float) -> T:
+        """``write``, retried while the database cannot be reached, for up to ``within``
+        seconds: for storing what an external system already did (a CI run triggered, a
+        message posted), so a database restart at that moment does not make the work look
+        undone and get done twice."""
+        deadline = time.monotonic() + within
+        pause = 0.2
+        while True:
+            try:
+                return await self.write(work)
+            except OperationalError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def _sqlite_run(self, work: Callable[[Connection], T], read_only: bool) -> T:
         assert self._sync is not None
@@ -211,3 +235,10 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         read_only = conn.get_execution_options().get(_READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _unreachable(exc: BaseException) -> OperationalError:
+    """A connection that could not be made (refused, reset, timed out) as the database error
+    it is, so callers answer 503 and retry, as for any other outage. SQLAlchemy's asyncpg
+    dialect lets the ``OSError`` of a failed connect through untranslated."""
+    return OperationalError("connect", {}, exc)
