@@ -8,13 +8,18 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from lightkube import KubeConfig
 
-from fakes.kubernetes import TOKEN, UNKNOWN_RESOURCE, FakeKubernetes, status_body
+from fakes.kubernetes import (
+    TOKEN,
+    UNKNOWN_RESOURCE,
+    FakeKubernetes,
+    kubeconfig,
+    status_body,
+    write_kubeconfig,
+)
 from fakes.server import serve_in_thread
 from puerta.commits.base import Container, WorkloadInfo
 from puerta.commits.config import KubeCluster, KubernetesConfig
@@ -23,30 +28,6 @@ from puerta.external import PermanentError, RateLimited, TransientError
 
 IMAGE = "ghcr.io/acme/podinfo:6.5.1-abc1234"
 CANARY_PATH = "/apis/flagger.app/v1beta1/namespaces/prod/canaries/podinfo"
-
-
-def kubeconfig(server: str, *, token: str | None = TOKEN, context: str = "fake") -> dict[str, Any]:
-    """A kubeconfig as kubectl writes it; a second context points at a dead server."""
-    user: dict[str, Any] = {"token": token} if token is not None else {}
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "fake", "cluster": {"server": server}},
-            {"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}},
-        ],
-        "users": [{"name": "puerta", "user": user}],
-        "contexts": [
-            {"name": context, "context": {"cluster": "fake", "user": "puerta"}},
-            {"name": "dead", "context": {"cluster": "dead", "user": "puerta"}},
-        ],
-        "current-context": context,
-    }
-
-
-def write_kubeconfig(path: Path, server: str, **options: Any) -> str:
-    path.write_text(yaml.safe_dump(kubeconfig(server, **options)))
-    return str(path)
 
 
 @pytest.fixture

@@ -11,12 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from conftest import APPROVER, VIEWER, Puerta, flagger_payload
 from fakes.github_repos import FakeGitHubRepos, fake_sha
-from fakes.kubernetes import TOKEN as K8S_TOKEN
-from fakes.kubernetes import FakeKubernetes
+from fakes.kubernetes import FakeKubernetes, write_kubeconfig
 from fakes.server import serve_in_thread
 from fakes.slack import FakeSlack
 from puerta.clock import ManualClock
@@ -77,19 +75,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         serve_in_thread(k8s.app) as k,
         serve_in_thread(github.app) as g,
     ):
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "fake", "cluster": {"server": k}}],
-                    "users": [{"name": "fake", "user": {"token": K8S_TOKEN}}],
-                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-                    "current-context": "fake",
-                }
-            )
-        )
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", k)
         yield {
             "slack": slack,
             "k8s": k8s,

@@ -18,8 +18,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -333,3 +335,28 @@ def _container(name: str, image: str) -> dict[str, Any]:
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": 9898, "protocol": "TCP"}],
     }
+
+
+def kubeconfig(server: str, *, token: str | None = TOKEN, context: str = "fake") -> dict[str, Any]:
+    """A kubeconfig for the fake, as kubectl writes it; a second context points at a dead
+    server."""
+    user: dict[str, Any] = {"token": token} if token is not None else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "fake", "cluster": {"server": server}},
+            {"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}},
+        ],
+        "users": [{"name": "puerta", "user": user}],
+        "contexts": [
+            {"name": context, "context": {"cluster": "fake", "user": "puerta"}},
+            {"name": "dead", "context": {"cluster": "dead", "user": "puerta"}},
+        ],
+        "current-context": context,
+    }
+
+
+def write_kubeconfig(path: Path, server: str, **options: Any) -> str:
+    path.write_text(yaml.safe_dump(kubeconfig(server, **options)))
+    return str(path)
