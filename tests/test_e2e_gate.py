@@ -391,6 +391,7 @@ def test_the_request_budget_is_shared_and_kept(
         while time.monotonic() < settle:
             assert len(fake.dispatches) == 2
             time.sleep(0.05)
+        assert untouched_pending(puerta) == 4  # the runner did not churn runs it cannot serve
         clock.advance(timedelta(seconds=10))
         puerta.http.post("/hooks/pre-rollout", json=payload)  # any call wakes the runner
         until(lambda: len(fake.received) >= 3)
@@ -398,8 +399,20 @@ def test_the_request_budget_is_shared_and_kept(
         while time.monotonic() < settle:
             assert len(fake.received) == 3
             time.sleep(0.05)
+        assert untouched_pending(puerta) == 3
     finally:
         puerta.stop()
+
+
+def untouched_pending(puerta: Puerta) -> int:
+    """Pending runs the runner never claimed for a request its budget could not grant (such a
+    try moves the run's next check on)."""
+    response = puerta.api("GET", "/ci/runs?limit=100", token=VIEWER)
+    assert response.status_code == 200, response.text
+    listed = response.json()["runs"]
+    pending = [r for r in listed if r["status"] == "pending"]
+    assert all(r["next_check_at"] == r["created_at"] for r in pending), pending
+    return len(pending)
 
 
 # ---- the blocking mode -------------------------------------------------------------------

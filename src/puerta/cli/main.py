@@ -70,7 +70,7 @@ def serve(
         raise typer.Exit(1) from exc
     configure_logging(settings.log_level, settings.log_format)
     try:
-        application = create_app(settings)
+        application = create_app(settings, freeze_startup_objects=True)
     except ConfigError as exc:
         _fail_config(exc)
         return

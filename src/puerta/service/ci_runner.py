@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -175,38 +176,97 @@ class CiRunner(BackgroundWorker):
     # ---- one round --------------------------------------------------------------------------
 
     async def tick(self) -> int:
-        """Claim the due runs and work on them; returns how many were worked on."""
+        """Claim the due runs and work on them; returns how many were worked on.
+
+        A round claims no more runs of a provider than its budget holds tokens now: a run
+        the budget then refuses costs four writes for nothing and is due again at once, and
+        under 1,000 pending runs that churn slowed every hook call. The work is spread over
+        the round at the provider's rate instead of in one burst, for the same reason.
+        """
         now = self.clock.now()
-        due = await self.db.read(lambda c: ci_runs.due_runs(c, now, self.batch))
+        tokens, due = await self.db.read(partial(self._due, now=now))
         claimed: list[Row[Any]] = []
         for row in due:
             if self.stopping:
                 break  # shutting down: take nothing new
-            blocked = self._blocked_until.get(row.provider)
-            if blocked is not None and blocked > now and row.rollout_status != "superseded":
-                continue
+            needs_token = self._needs_token(row, now)
+            if needs_token:
+                blocked = self._blocked_until.get(row.provider)
+                if (blocked is not None and blocked > now) or tokens[row.provider] < 1.0:
+                    continue
             if await self.db.write(partial(self._claim, row=row, now=now)):
                 self._held.add(row.id)
                 claimed.append(row)
+                if needs_token:
+                    tokens[row.provider] -= 1.0
         if not claimed:
             return 0
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def one(row: Row[Any]) -> None:
-            async with gate:
-                try:
+        async def one(row: Row[Any], delay: float) -> None:
+            try:
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if self.stopping:  # not started yet: hand it back with the rest
+                    await self.release(row.id)
+                    return
+                async with gate:
                     await self._work(row)
-                except Exception:
-                    log.exception("ci run round failed", run=row.id)
-                    with contextlib.suppress(Exception):
-                        await self.db.write(
-                            partial(ci_runs.release, run_id=row.id, owner=self.replica)
-                        )
-                finally:
-                    self._held.discard(row.id)
+            except Exception:
+                log.exception("ci run round failed", run=row.id)
+                with contextlib.suppress(Exception):
+                    await self.release(row.id)
+            finally:
+                self._held.discard(row.id)
 
-        await asyncio.gather(*(one(row) for row in claimed))
+        delays = self._pace(claimed)
+        await asyncio.gather(*(one(row, delay) for row, delay in zip(claimed, delays, strict=True)))
         return len(claimed)
+
+    def _due(
+        self, conn: Connection, *, now: datetime
+    ) -> tuple[dict[str, float], Sequence[Row[Any]]]:
+        """The tokens each provider's budget holds, and the due runs worth reading for them."""
+        budgets = {
+            name: (handle.config.requests_per_minute / 60.0, handle.config.burst)
+            for name, handle in self.providers.items()
+        }
+        tokens = ci_runs.tokens_available(conn, budgets, now) if budgets else {}
+        # superseded runs come first and need no token to be read; a few more rows than
+        # tokens let runs past their deadline or of a removed provider through as well
+        limit = min(self.batch, math.ceil(sum(tokens.values())) + self.concurrency)
+        return tokens, ci_runs.due_runs(conn, now, limit)
+
+    def _needs_token(self, row: Row[Any], now: datetime) -> bool:
+        """Whether working on the run starts with a request the budget must grant. Runs to
+        abandon, to fail at their deadline or of a provider no longer configured end
+        whatever the budget says (a cancel it refuses leaves the CI run running, logged)."""
+        return (
+            row.rollout_status != "superseded"
+            and now < row.deadline_at
+            and row.provider in self.providers
+        )
+
+    def _pace(self, claimed: Sequence[Row[Any]]) -> list[float]:
+        """Seconds to wait before working on each claimed run: a provider's runs start
+        ``1/rate`` apart, squeezed to fit within one round interval."""
+        count: dict[str, int] = {}
+        for row in claimed:
+            count[row.provider] = count.get(row.provider, 0) + 1
+        seen: dict[str, int] = {}
+        delays: list[float] = []
+        for row in claimed:
+            handle = self.providers.get(row.provider)
+            index = seen.get(row.provider, 0)
+            seen[row.provider] = index + 1
+            if handle is None or index == 0:
+                delays.append(0.0)
+                continue
+            step = min(
+                60.0 / handle.config.requests_per_minute, self.interval / count[row.provider]
+            )
+            delays.append(index * step)
+        return delays
 
     def _claim(self, conn: Connection, *, row: Row[Any], now: datetime) -> bool:
         return ci_runs.claim(
@@ -369,6 +429,8 @@ class CiRunner(BackgroundWorker):
         cleared: dict[str, Any] = {"trigger_started_at": None} if clear_trigger else {}
         if isinstance(exc, BudgetExhausted):  # our own budget: no fault of the provider's
             wait = exc.retry_after or timing.poll
+            # no other run of this provider can be served before then either
+            self._blocked_until[row.provider] = now + timedelta(seconds=wait)
             changes: dict[str, Any] = {"next_check_at": now + timedelta(seconds=wait), **cleared}
             await self._save(row, changes, event=None)
             return

@@ -8,11 +8,11 @@ be overwritten by an older view of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -57,7 +57,7 @@ def _free(now: datetime) -> Any:
 
 def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
     """Active runs nobody is working on whose next check is due (or whose rollout was
-    replaced by a new revision: abandon those at once), soonest first."""
+    replaced by a new revision: abandon those at once, so they come first), soonest first."""
     query = (
         select(
             ci_runs,
@@ -73,7 +73,11 @@ def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
             _free(now),
             or_(ci_runs.c.next_check_at <= now, rollouts.c.status == "superseded"),
         )
-        .order_by(ci_runs.c.next_check_at, ci_runs.c.id)
+        .order_by(
+            case((rollouts.c.status == "superseded", 0), else_=1),
+            ci_runs.c.next_check_at,
+            ci_runs.c.id,
+        )
         .limit(limit)
     )
     return conn.execute(query).all()
@@ -252,6 +256,13 @@ def count_active(conn: Connection) -> int:
 # ---- request budget: one token bucket per provider, shared by every replica -------------------
 
 
+def _refilled(row: Row[Any], now: datetime, rate_per_s: float, burst: int) -> float:
+    """Tokens in a bucket row at ``now``: what it held plus the refill since, at most ``burst``."""
+    elapsed = max(0.0, (now - row.updated_at).total_seconds())
+    tokens: float = min(float(burst), float(row.tokens) + elapsed * rate_per_s)
+    return tokens
+
+
 def take_token(
     conn: Connection, provider: str, now: datetime, rate_per_s: float, burst: int
 ) -> float:
@@ -269,8 +280,7 @@ def take_token(
         row = conn.execute(
             select(ci_budgets).where(ci_budgets.c.provider == provider).with_for_update()
         ).one()
-    elapsed = max(0.0, (now - row.updated_at).total_seconds())
-    tokens: float = min(float(burst), float(row.tokens) + elapsed * rate_per_s)
+    tokens = _refilled(row, now, rate_per_s, burst)
     if tokens >= 1.0:
         conn.execute(
             update(ci_budgets)
@@ -279,6 +289,25 @@ def take_token(
         )
         return 0.0
     return (1.0 - tokens) / rate_per_s
+
+
+def tokens_available(
+    conn: Connection, budgets: Mapping[str, tuple[float, int]], now: datetime
+) -> dict[str, float]:
+    """Tokens each provider's bucket holds now (``budgets``: provider -> (rate per second,
+    burst)), read without locking or taking any: the runner claims no more runs than its
+    providers could serve this round. Another replica may take some meanwhile, so this is
+    an estimate; ``take_token`` still decides each request."""
+    rows = conn.execute(select(ci_budgets).where(ci_budgets.c.provider.in_(list(budgets)))).all()
+    found = {row.provider: row for row in rows}
+    return {
+        provider: (
+            _refilled(found[provider], now, rate, burst)
+            if provider in found
+            else float(burst)  # never used yet: a full bucket
+        )
+        for provider, (rate, burst) in budgets.items()
+    }
 
 
 _INSERT_BUDGET = {
