@@ -204,23 +204,21 @@ class CiRunner(BackgroundWorker):
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(row: Row[Any], delay: float) -> None:
-            try:
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                if self.stopping:  # not started yet: hand it back with the rest
-                    await self.release(row.id)
-                    return
-                async with gate:
-                    await self._work(row)
-            except Exception:
-                log.exception("ci run round failed", run=row.id)
-                with contextlib.suppress(Exception):
-                    await self.release(row.id)
-            finally:
-                self._held.discard(row.id)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.stopping:  # not started yet: hand it back with the rest
+                await self.release(row.id)
+                return
+            async with gate:
+                await self._work(row)
 
         delays = self._pace(claimed)
-        await asyncio.gather(*(one(row, delay) for row, delay in zip(claimed, delays, strict=True)))
+        await asyncio.gather(
+            *(
+                self.work_on_claimed(row.id, partial(one, row, delay), "ci run round failed")
+                for row, delay in zip(claimed, delays, strict=True)
+            )
+        )
         return len(claimed)
 
     def _due(

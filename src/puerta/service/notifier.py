@@ -27,7 +27,6 @@ runs out (one HTTP round trip, as for CI triggers).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import partial
@@ -149,15 +148,9 @@ class NotificationWorker(BackgroundWorker):
             if not claimed:
                 continue
             worked += 1
-            self._held.add(row.id)
-            try:
-                await self._deliver(row)
-            except Exception:
-                log.exception("notification delivery crashed", item=row.id)
-                with contextlib.suppress(Exception):
-                    await self.release(row.id)
-            finally:
-                self._held.discard(row.id)
+            await self.work_on_claimed(
+                row.id, partial(self._deliver, row), "notification delivery crashed"
+            )
             if self.channel_spacing:
                 self._channel_free_at[key] = self.clock.now() + self.channel_spacing
         return worked

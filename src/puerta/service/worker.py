@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -60,6 +61,23 @@ class BackgroundWorker:
     async def release(self, item_id: int) -> None:
         """Give back an item this replica holds (subclasses)."""
         raise NotImplementedError
+
+    async def work_on_claimed(
+        self, item_id: int, work: Callable[[], Awaitable[None]], failure: str
+    ) -> None:
+        """Run ``work`` on an item this replica has just claimed. A crash (a bug, or the
+        database gone mid-way) is logged as ``failure`` and the item handed back at once, so a
+        later round or another replica tries again instead of waiting for the lease; either
+        way the item is no longer held afterwards."""
+        self._held.add(item_id)
+        try:
+            await work()
+        except Exception:
+            log.exception(failure, worker=self.name, item=item_id)
+            with contextlib.suppress(Exception):
+                await self.release(item_id)
+        finally:
+            self._held.discard(item_id)
 
     async def _loop(self) -> None:
         while not self.stopping:
