@@ -42,7 +42,6 @@ from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, delete, func, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
 
 from puerta.store.db import Database
 from puerta.store.repository import AuditFilter
@@ -467,35 +466,12 @@ EXPORT_FIELDS = tuple(column.name for column in audit_events.c)
 JSON_FIELDS = ("payload", "details")
 
 
-def filter_clauses(where: AuditFilter) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of an audit filter (as ``repository.query_audit`` applies them)."""
-    a = audit_events
-    clauses: list[ColumnElement[bool]] = []
-    for column, value in (
-        (a.c.namespace, where.namespace),
-        (a.c.name, where.name),
-        (a.c.environment, where.environment),
-        (a.c.hook, where.hook),
-        (a.c.verdict, where.verdict),
-        (a.c.kind, where.kind),
-        (a.c.actor, where.actor),
-        (a.c.rollout_seq, where.rollout_seq),
-    ):
-        if value is not None:
-            clauses.append(column == value)
-    if where.since is not None:
-        clauses.append(a.c.at >= where.since)
-    if where.until is not None:
-        clauses.append(a.c.at < where.until)
-    return clauses
-
-
 def export_rows(
     conn: Connection, *, where: AuditFilter, after_id: int, limit: int = BATCH
 ) -> Sequence[Row[Any]]:
     """Matching records with ``id > after_id``, oldest first."""
     a = audit_events
-    clauses = [*filter_clauses(where), a.c.id > after_id]
+    clauses = [*where.clauses(), a.c.id > after_id]
     return conn.execute(select(a).where(and_(*clauses)).order_by(a.c.id).limit(limit)).all()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from puerta.store.tables import (
     audit_events,
@@ -171,29 +172,36 @@ class AuditFilter:
     until: datetime | None = None
     rollout_seq: int | None = None
 
+    def clauses(self) -> list[ColumnElement[bool]]:
+        """The WHERE clauses of this filter (the API's list, the dashboard and the export
+        apply the same ones)."""
+        a = audit_events
+        clauses: list[ColumnElement[bool]] = []
+        for column, value in (
+            (a.c.namespace, self.namespace),
+            (a.c.name, self.name),
+            (a.c.environment, self.environment),
+            (a.c.hook, self.hook),
+            (a.c.verdict, self.verdict),
+            (a.c.kind, self.kind),
+            (a.c.actor, self.actor),
+            (a.c.rollout_seq, self.rollout_seq),
+        ):
+            if value is not None:
+                clauses.append(column == value)
+        if self.since is not None:
+            clauses.append(a.c.at >= self.since)
+        if self.until is not None:
+            clauses.append(a.c.at < self.until)
+        return clauses
+
 
 def query_audit(
     conn: Connection, where: AuditFilter, *, limit: int, before_id: int | None
 ) -> Sequence[Row[Any]]:
     """Newest first; page with ``before_id`` (the last id of the previous page)."""
     a = audit_events
-    clauses = []
-    for column, value in (
-        (a.c.namespace, where.namespace),
-        (a.c.name, where.name),
-        (a.c.environment, where.environment),
-        (a.c.hook, where.hook),
-        (a.c.verdict, where.verdict),
-        (a.c.kind, where.kind),
-        (a.c.actor, where.actor),
-        (a.c.rollout_seq, where.rollout_seq),
-    ):
-        if value is not None:
-            clauses.append(column == value)
-    if where.since is not None:
-        clauses.append(a.c.at >= where.since)
-    if where.until is not None:
-        clauses.append(a.c.at < where.until)
+    clauses = where.clauses()
     if before_id is not None:
         clauses.append(a.c.id < before_id)
     query = select(a).where(and_(True, *clauses)).order_by(a.c.id.desc()).limit(limit)
