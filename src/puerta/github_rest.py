@@ -5,7 +5,7 @@ message), and small readers of its bodies."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +18,31 @@ from puerta.external import PermanentError, ProviderError, RateLimited, Transien
 PROVIDER = "github"
 API_VERSION = "2022-11-28"  # the version whose dispatch schema knows ``return_run_details``
 SECONDARY_WAIT = 60.0  # GitHub: "otherwise, wait for at least one minute"
+
+
+class GitHubClient:
+    """What each GitHub REST client holds: the HTTP client (built in the app factory), the API
+    base (``https://api.github.com`` or an Enterprise ``https://host/api/v3``), the token and
+    a clock of UTC instants (turns ``x-ratelimit-reset`` into a wait). The token only ever
+    goes into the Authorization header: ``repr`` leaves it out."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str = "https://api.github.com",
+        token: str,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError(f"{type(self).__name__} needs a token")
+        self._client = client
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def __repr__(self) -> str:  # never show the token
+        return f"{type(self).__name__}(base_url={self._base_url!r})"
 
 
 class Observed(httpx.Auth):

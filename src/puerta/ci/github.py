@@ -14,7 +14,7 @@ become :class:`RateLimited`; any other 403 is a refusal (:class:`PermanentError`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +34,7 @@ from puerta.ci.base import (
 from puerta.github_rest import (
     API_VERSION,
     PROVIDER,
+    GitHubClient,
     Observed,
     json_object,
     parse_instant,
@@ -175,7 +176,7 @@ def _rejects_flag(exc: PermanentError) -> bool:
     return exc.status in (400, 422) and "return_run_details" in str(exc)
 
 
-class GitHubActions:
+class GitHubActions(GitHubClient):
     """A :class:`~puerta.ci.base.CiProvider` for GitHub Actions (github.com or Enterprise).
 
     ``base_url`` is ``https://api.github.com`` or an Enterprise ``https://host/api/v3``.
@@ -184,24 +185,6 @@ class GitHubActions:
     """
 
     kind: str = PROVIDER
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        base_url: str = "https://api.github.com",
-        token: str,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        if not token:
-            raise ValueError("GitHubActions needs a token")
-        self._client = client
-        self._base_url = base_url.rstrip("/")
-        self._token = token
-        self._clock = clock or (lambda: datetime.now(UTC))
-
-    def __repr__(self) -> str:  # never show the token
-        return f"GitHubActions(base_url={self._base_url!r})"
 
     # ---- the CiProvider contract -------------------------------------------------------
 

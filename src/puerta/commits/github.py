@@ -15,9 +15,8 @@ retries after a timeout: GitHub refuses a second release for a tag with 422
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -29,6 +28,7 @@ from puerta.external import PermanentError, ProviderError, TransientError
 from puerta.github_rest import (
     API_VERSION,
     PROVIDER,
+    GitHubClient,
     Observed,
     json_object,
     parse_instant,
@@ -245,7 +245,7 @@ def _check_dispatch(event_type: str, client_payload: Mapping[str, Any]) -> None:
 # ---- the client ----------------------------------------------------------------------------
 
 
-class GitHubRepos:
+class GitHubRepos(GitHubClient):
     """Commits, compares, releases and dispatches of GitHub repositories (``owner/repo``).
 
     Implements :class:`~puerta.commits.base.CommitSource`. ``base_url`` is
@@ -253,24 +253,6 @@ class GitHubRepos:
     instants) turns ``x-ratelimit-reset`` into a wait. The token only ever goes into the
     Authorization header: it is neither logged nor shown by ``repr``.
     """
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        base_url: str = "https://api.github.com",
-        token: str,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        if not token:
-            raise ValueError("GitHubRepos needs a token")
-        self._client = client
-        self._base_url = base_url.rstrip("/")
-        self._token = token
-        self._clock = clock or (lambda: datetime.now(UTC))
-
-    def __repr__(self) -> str:  # never show the token
-        return f"GitHubRepos(base_url={self._base_url!r})"
 
     # ---- CommitSource ------------------------------------------------------------------
 
