@@ -16,6 +16,8 @@ from sqlalchemy import Row, and_, bindparam, case, func, insert, or_, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from puerta.store import leases
+from puerta.store.pages import page_by_canary
 from puerta.store.tables import (
     canaries,
     ci_budgets,
@@ -51,10 +53,6 @@ def runs_of(conn: Connection, canary_id: int, rollout_seq: int) -> Sequence[Row[
     return conn.execute(_RUNS_OF, {"cid": canary_id, "seq": rollout_seq}).all()
 
 
-def _free(now: datetime) -> Any:
-    return or_(ci_runs.c.owner.is_(None), ci_runs.c.lease_until < now)
-
-
 def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
     """Active runs nobody is working on whose next check is due (or whose rollout was
     replaced by a new revision: abandon those at once, so they come first), soonest first."""
@@ -70,7 +68,7 @@ def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
         .select_from(_WITH_ROLLOUT)
         .where(
             ci_runs.c.status.in_(ACTIVE),
-            _free(now),
+            leases.free(ci_runs, now),
             or_(ci_runs.c.next_check_at <= now, rollouts.c.status == "superseded"),
         )
         .order_by(
@@ -104,29 +102,25 @@ def claim(
     status, same next check): True when this replica has it. Without the last condition a
     replica that read the run just before another one triggered and released it would work
     on its stale view and trigger the run a second time."""
-    result = conn.execute(
-        update(ci_runs)
-        .where(
-            ci_runs.c.id == run_id,
-            ci_runs.c.status == seen_status,
-            ci_runs.c.next_check_at == seen_next_check_at,
-            ci_runs.c.status.in_(ACTIVE),
-            _free(now),
-        )
-        .values(owner=owner, lease_until=lease_until)
+    return leases.take(
+        conn,
+        ci_runs,
+        run_id,
+        ci_runs.c.status == seen_status,
+        ci_runs.c.next_check_at == seen_next_check_at,
+        ci_runs.c.status.in_(ACTIVE),
+        owner=owner,
+        now=now,
+        until=lease_until,
     )
-    return result.rowcount == 1
 
 
 def save(conn: Connection, run_id: int, owner: str, **changes: Any) -> bool:
     """Store what this replica learnt and give the lease back; False if it no longer held the
     run or the run was finished meanwhile (a webhook): nothing is written then."""
-    result = conn.execute(
-        update(ci_runs)
-        .where(ci_runs.c.id == run_id, ci_runs.c.owner == owner, ci_runs.c.status.in_(ACTIVE))
-        .values(owner=None, lease_until=None, **changes)
+    return leases.give_back(
+        conn, ci_runs, run_id, ci_runs.c.status.in_(ACTIVE), owner=owner, **changes
     )
-    return result.rowcount == 1
 
 
 def mark_trigger_started(conn: Connection, run_id: int, owner: str, now: datetime) -> bool:
@@ -140,11 +134,7 @@ def mark_trigger_started(conn: Connection, run_id: int, owner: str, now: datetim
 
 def release(conn: Connection, *, run_id: int, owner: str) -> None:
     """Give a run back without changes (graceful shutdown)."""
-    conn.execute(
-        update(ci_runs)
-        .where(ci_runs.c.id == run_id, ci_runs.c.owner == owner)
-        .values(owner=None, lease_until=None)
-    )
+    leases.give_back(conn, ci_runs, run_id, owner=owner)
 
 
 def add_event(conn: Connection, **values: Any) -> None:
@@ -219,24 +209,15 @@ def list_runs(
     offset: int = 0,
 ) -> tuple[Sequence[Row[Any]], int]:
     """Runs, newest first, with their canary's namespace and name; and how many match."""
-    conditions = []
-    if namespace is not None:
-        conditions.append(canaries.c.namespace == namespace)
-    if name is not None:
-        conditions.append(canaries.c.name == name)
-    if status is not None:
-        conditions.append(ci_runs.c.status == status)
-    base = ci_runs.join(canaries, canaries.c.id == ci_runs.c.canary_id)
-    query = (
-        select(ci_runs, canaries.c.namespace, canaries.c.name)
-        .select_from(base)
-        .where(*conditions)
-        .order_by(ci_runs.c.id.desc())
-        .limit(limit)
-        .offset(offset)
+    return page_by_canary(
+        conn,
+        ci_runs,
+        namespace=namespace,
+        name=name,
+        status=status,
+        limit=limit,
+        offset=offset,
     )
-    total = conn.execute(select(func.count()).select_from(base).where(*conditions)).scalar_one()
-    return conn.execute(query).all(), int(total)
 
 
 def get_run(conn: Connection, run_id: int) -> Row[Any] | None:

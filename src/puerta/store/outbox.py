@@ -6,17 +6,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Row, and_, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
+from puerta.store import leases
 from puerta.store.notify_tables import (
     lookup_cache,
     notification_threads,
     notifications,
     rollout_commits,
 )
+from puerta.store.pages import page_by_canary
 from puerta.store.tables import canaries, rollouts
 
 _INSERT_THREAD = {
@@ -86,10 +88,6 @@ def get_thread(conn: Connection, canary_id: int, seq: int, destination: str) -> 
     ).one_or_none()
 
 
-def _free(now: datetime) -> Any:
-    return or_(notifications.c.owner.is_(None), notifications.c.lease_until < now)
-
-
 def deliverable(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
     """Pending items that are due, free, and first in line for their rollout and destination
     (so each rollout's messages go out in the order they were written)."""
@@ -107,7 +105,7 @@ def deliverable(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any
         .where(
             notifications.c.status == "pending",
             notifications.c.next_attempt_at <= now,
-            _free(now),
+            leases.free(notifications, now),
             ~blocked,
         )
         .order_by(notifications.c.id)
@@ -127,35 +125,25 @@ def claim(
 ) -> bool:
     """Take an item if it is still pending, free, and as this replica read it (its attempt
     count unchanged): a replica with a stale read never delivers an item twice."""
-    result = conn.execute(
-        update(notifications)
-        .where(
-            notifications.c.id == item_id,
-            notifications.c.status == "pending",
-            notifications.c.attempts == seen_attempts,
-            _free(now),
-        )
-        .values(owner=owner, lease_until=until)
+    return leases.take(
+        conn,
+        notifications,
+        item_id,
+        notifications.c.status == "pending",
+        notifications.c.attempts == seen_attempts,
+        owner=owner,
+        now=now,
+        until=until,
     )
-    return result.rowcount == 1
 
 
 def finish(conn: Connection, item_id: int, owner: str, **values: Any) -> bool:
     """Store the outcome of a delivery attempt and give the lease back."""
-    result = conn.execute(
-        update(notifications)
-        .where(notifications.c.id == item_id, notifications.c.owner == owner)
-        .values(owner=None, lease_until=None, **values)
-    )
-    return result.rowcount == 1
+    return leases.give_back(conn, notifications, item_id, owner=owner, **values)
 
 
 def release(conn: Connection, *, item_id: int, owner: str) -> None:
-    conn.execute(
-        update(notifications)
-        .where(notifications.c.id == item_id, notifications.c.owner == owner)
-        .values(owner=None, lease_until=None)
-    )
+    leases.give_back(conn, notifications, item_id, owner=owner)
 
 
 def rollout_state(conn: Connection, canary_id: int, seq: int) -> Row[Any] | None:
@@ -172,24 +160,15 @@ def list_items(
     limit: int,
     offset: int,
 ) -> tuple[Sequence[Row[Any]], int]:
-    conditions = []
-    if status is not None:
-        conditions.append(notifications.c.status == status)
-    if namespace is not None:
-        conditions.append(canaries.c.namespace == namespace)
-    if name is not None:
-        conditions.append(canaries.c.name == name)
-    base = notifications.join(canaries, canaries.c.id == notifications.c.canary_id)
-    query = (
-        select(notifications, canaries.c.namespace, canaries.c.name)
-        .select_from(base)
-        .where(*conditions)
-        .order_by(notifications.c.id.desc())
-        .limit(limit)
-        .offset(offset)
+    return page_by_canary(
+        conn,
+        notifications,
+        namespace=namespace,
+        name=name,
+        status=status,
+        limit=limit,
+        offset=offset,
     )
-    total = conn.execute(select(func.count()).select_from(base).where(*conditions)).scalar_one()
-    return conn.execute(query).all(), int(total)
 
 
 def count_by_status(conn: Connection) -> dict[str, int]:

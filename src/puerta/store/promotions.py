@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import Row, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from puerta.store import leases
+from puerta.store.pages import page_by_canary
 from puerta.store.promotion_tables import promotions
 from puerta.store.tables import canaries, rollouts
 
@@ -23,10 +25,6 @@ _INSERT = {
 def record(conn: Connection, **values: Any) -> bool:
     """Record a promotion once per rollout; True if this call recorded it."""
     return bool(conn.execute(_INSERT[conn.dialect.name], values).rowcount)
-
-
-def _free(now: datetime) -> Any:
-    return or_(promotions.c.owner.is_(None), promotions.c.lease_until < now)
 
 
 def due(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
@@ -49,7 +47,7 @@ def due(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
         .where(
             promotions.c.status.in_(ACTIVE),
             promotions.c.next_attempt_at <= now,
-            _free(now),
+            leases.free(promotions, now),
         )
         .order_by(promotions.c.id)
         .limit(limit)
@@ -68,26 +66,20 @@ def claim(
 ) -> bool:
     """Take a promotion if it is still to do, free, and as this replica read it (attempt
     count unchanged), so a stale read never carries it out twice."""
-    result = conn.execute(
-        update(promotions)
-        .where(
-            promotions.c.id == item_id,
-            promotions.c.status.in_(ACTIVE),
-            promotions.c.attempts == seen_attempts,
-            _free(now),
-        )
-        .values(owner=owner, lease_until=until)
+    return leases.take(
+        conn,
+        promotions,
+        item_id,
+        promotions.c.status.in_(ACTIVE),
+        promotions.c.attempts == seen_attempts,
+        owner=owner,
+        now=now,
+        until=until,
     )
-    return result.rowcount == 1
 
 
 def finish(conn: Connection, item_id: int, owner: str, **values: Any) -> bool:
-    result = conn.execute(
-        update(promotions)
-        .where(promotions.c.id == item_id, promotions.c.owner == owner)
-        .values(owner=None, lease_until=None, **values)
-    )
-    return result.rowcount == 1
+    return leases.give_back(conn, promotions, item_id, owner=owner, **values)
 
 
 def list_promotions(
@@ -99,24 +91,15 @@ def list_promotions(
     limit: int,
     offset: int,
 ) -> tuple[Sequence[Row[Any]], int]:
-    conditions = []
-    if namespace is not None:
-        conditions.append(canaries.c.namespace == namespace)
-    if name is not None:
-        conditions.append(canaries.c.name == name)
-    if status is not None:
-        conditions.append(promotions.c.status == status)
-    base = promotions.join(canaries, canaries.c.id == promotions.c.canary_id)
-    query = (
-        select(promotions, canaries.c.namespace, canaries.c.name)
-        .select_from(base)
-        .where(*conditions)
-        .order_by(promotions.c.id.desc())
-        .limit(limit)
-        .offset(offset)
+    return page_by_canary(
+        conn,
+        promotions,
+        namespace=namespace,
+        name=name,
+        status=status,
+        limit=limit,
+        offset=offset,
     )
-    total = conn.execute(select(func.count()).select_from(base).where(*conditions)).scalar_one()
-    return conn.execute(query).all(), int(total)
 
 
 def of_rollout(conn: Connection, canary_id: int, seq: int) -> Row[Any] | None:
@@ -129,8 +112,4 @@ def of_rollout(conn: Connection, canary_id: int, seq: int) -> Row[Any] | None:
 
 def release(conn: Connection, *, item_id: int, owner: str) -> None:
     """Give a promotion back (graceful shutdown): another replica takes it at once."""
-    conn.execute(
-        update(promotions)
-        .where(promotions.c.id == item_id, promotions.c.owner == owner)
-        .values(owner=None, lease_until=None)
-    )
+    leases.give_back(conn, promotions, item_id, owner=owner)
