@@ -5,7 +5,7 @@ message), and small readers of its bodies."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Collection, Generator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +43,48 @@ class GitHubClient:
 
     def __repr__(self) -> str:  # never show the token
         return f"{type(self).__name__}(base_url={self._base_url!r})"
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        accept: Collection[int] = (),
+    ) -> httpx.Response:
+        """One request with GitHub's headers and rate-limit rules.
+
+        A 4xx in ``accept`` is returned (with its body) for the caller to interpret; other
+        failures raise as ``http.request`` classifies them, GitHub's rate limits as
+        :class:`RateLimited`, and refusals name the request.
+        """
+        observed = Observed(self._token)
+        try:
+            return await http.request(
+                self._client,
+                method,
+                self._base_url + path,
+                provider=PROVIDER,
+                headers={
+                    "Accept": "application/vnd.github+json",
+                    "X-GitHub-Api-Version": API_VERSION,
+                },
+                params=params,
+                json=json,
+                auth=observed,
+                follow_redirects=True,  # GitHub redirects renamed repositories
+            )
+        except ProviderError as exc:
+            response = observed.response
+            limited = rate_limited(exc, response, self._clock())
+            if limited is not None:
+                raise limited from exc
+            if not isinstance(exc, PermanentError):
+                raise
+            if response is not None and exc.status in accept:
+                return response
+            raise PermanentError(f"{exc} ({method} {path})", status=exc.status) from exc
 
 
 class Observed(httpx.Auth):

@@ -21,7 +21,6 @@ from urllib.parse import quote
 
 import httpx
 
-from puerta.ci import http
 from puerta.ci.base import (
     Part,
     PermanentError,
@@ -32,13 +31,10 @@ from puerta.ci.base import (
     Target,
 )
 from puerta.github_rest import (
-    API_VERSION,
     PROVIDER,
     GitHubClient,
-    Observed,
     json_object,
     parse_instant,
-    rate_limited,
     repo_path,
     split_repo,
 )
@@ -354,38 +350,3 @@ class GitHubActions(GitHubClient):
         jobs = [job for job in json_object(response).get("jobs") or [] if isinstance(job, dict)]
         reason = _failure_reason(run, jobs) or status.reason
         return dataclasses.replace(status, reason=reason, parts=_job_parts(jobs))
-
-    # ---- one HTTP call -----------------------------------------------------------------
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        json: dict[str, Any] | None = None,
-    ) -> httpx.Response:
-        """One request through ``http.request``, with GitHub's headers and rate-limit rules."""
-        observed = Observed(self._token)
-        try:
-            return await http.request(
-                self._client,
-                method,
-                self._base_url + path,
-                provider=PROVIDER,
-                headers={
-                    "Accept": "application/vnd.github+json",
-                    "X-GitHub-Api-Version": API_VERSION,
-                },
-                params=params,
-                json=json,
-                auth=observed,
-                follow_redirects=True,  # GitHub redirects renamed repositories
-            )
-        except ProviderError as exc:
-            limited = rate_limited(exc, observed.response, self._clock())
-            if limited is not None:
-                raise limited from exc
-            if isinstance(exc, PermanentError):
-                raise PermanentError(f"{exc} ({method} {path})", status=exc.status) from exc
-            raise

@@ -15,7 +15,7 @@ retries after a timeout: GitHub refuses a second release for a tag with 422
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
@@ -24,15 +24,12 @@ import httpx
 
 from puerta.ci import http
 from puerta.commits.base import CommitInfo
-from puerta.external import PermanentError, ProviderError, TransientError
+from puerta.external import PermanentError, TransientError
 from puerta.github_rest import (
-    API_VERSION,
     PROVIDER,
     GitHubClient,
-    Observed,
     json_object,
     parse_instant,
-    rate_limited,
     repo_path,
 )
 
@@ -385,47 +382,3 @@ class GitHubRepos(GitHubClient):
         path = f"{repo_path(repository)}/dispatches"
         body = {"event_type": event_type, "client_payload": client_payload}
         await self._call("POST", path, json=body)
-
-    # ---- one HTTP call -----------------------------------------------------------------
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        json: dict[str, Any] | None = None,
-        accept: Collection[int] = (),
-    ) -> httpx.Response:
-        """One request with GitHub's headers and rate-limit rules.
-
-        A 4xx in ``accept`` is returned (with its body) for the caller to interpret; other
-        failures raise as ``http.request`` classifies them, GitHub's rate limits as
-        :class:`RateLimited`, and refusals name the request.
-        """
-        observed = Observed(self._token)
-        try:
-            return await http.request(
-                self._client,
-                method,
-                self._base_url + path,
-                provider=PROVIDER,
-                headers={
-                    "Accept": "application/vnd.github+json",
-                    "X-GitHub-Api-Version": API_VERSION,
-                },
-                params=params,
-                json=json,
-                auth=observed,
-                follow_redirects=True,  # GitHub redirects renamed repositories
-            )
-        except ProviderError as exc:
-            response = observed.response
-            limited = rate_limited(exc, response, self._clock())
-            if limited is not None:
-                raise limited from exc
-            if not isinstance(exc, PermanentError):
-                raise
-            if response is not None and exc.status in accept:
-                return response
-            raise PermanentError(f"{exc} ({method} {path})", status=exc.status) from exc
