@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -60,3 +61,47 @@ def test_urls_people_write_are_accepted() -> None:
         Database("mysql://u@h/db")
     with pytest.raises(ValueError, match="SQLite needs a file"):
         Database("sqlite:///:memory:")
+
+
+def size(path: Path | str) -> int:
+    return Path(path).stat().st_size
+
+
+async def write_rows(db: Database, count: int) -> None:
+    for i in range(count):  # one transaction each, as hook calls arriving one by one
+        await db.write(record(f"r{i}"))
+
+
+async def test_sqlite_commits_leave_checkpoints_to_the_checkpointer(tmp_path: Path) -> None:
+    """A commit never checkpoints the WAL (the batch that paid for one waited several ms);
+    with the checkpointer idle, the database file does not grow however much is written."""
+    path = tmp_path / "quiet.db"
+    db = Database(f"sqlite:///{path}", checkpoint_every=3600)
+    await db.migrate()
+    try:
+        before = size(path)
+        await write_rows(db, 1500)  # several thousand WAL frames: past SQLite's default 1,000
+        assert size(path) == before
+        assert size(f"{path}-wal") > 4_000_000
+    finally:
+        await db.dispose()
+
+
+async def test_sqlite_checkpointer_moves_the_wal_into_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    db = Database(f"sqlite:///{path}", checkpoint_every=0.01)
+    await db.migrate()
+    try:
+        before = size(path)
+        await write_rows(db, 300)
+        deadline = asyncio.get_running_loop().time() + 10
+        while size(path) <= before:  # the checkpointer runs on its own schedule
+            assert asyncio.get_running_loop().time() < deadline, "no checkpoint in 10 s"
+            await asyncio.sleep(0.02)
+
+        def count(conn: Connection) -> int:
+            return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
+
+        assert await db.read(count) == 300
+    finally:
+        await db.dispose()

@@ -15,7 +15,10 @@ Every unit of work is a synchronous function over a SQLAlchemy ``Connection`` th
   commit that holds its work, so nothing is answered before it is durable. Reads run
   on a small pool of reader threads, which WAL lets run beside the writer. Write transactions
   start with ``BEGIN IMMEDIATE`` so a second process (``puerta db upgrade``, a CLI) waits for
-  the lock instead of deadlocking.
+  the lock instead of deadlocking. The WAL is checkpointed by a thread of its own every second
+  (``PRAGMA wal_checkpoint(PASSIVE)``, which runs beside the writer and the readers), not by
+  whichever commit happens to fill it: a checkpoint copies and syncs pages for several
+  milliseconds, and the hook calls of the batch that paid for it waited that long.
 
 Nothing blocks the event loop either way.
 """
@@ -23,6 +26,7 @@ Nothing blocks the event loop either way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 DEFAULT_DATABASE_URL = "sqlite:///puerta.db"
 _READ_ONLY = "puerta_read_only"
+#: seconds between two WAL checkpoints of a SQLite database
+CHECKPOINT_EVERY = 1.0
 #: pg_advisory_xact_lock key that serialises migrations of replicas starting together.
 _MIGRATION_LOCK_KEY = 0x70756572  # "puer"
 _SQLITE_READERS = 4
@@ -59,7 +65,9 @@ def normalise_url(url: str) -> str:
 class Database:
     """One database and the rules for using it."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, checkpoint_every: float = CHECKPOINT_EVERY
+    ) -> None:
         self.url = normalise_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -74,13 +82,16 @@ class Database:
                 self.url,
                 echo=echo,
                 connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=_SQLITE_READERS + 1,
+                pool_size=_SQLITE_READERS + 2,  # the writer and the checkpointer too
             )
             _configure_sqlite(self._sync)
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="puerta-db-writer")
             self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
             self._flusher: asyncio.Task[None] | None = None
             self._readers = ThreadPoolExecutor(_SQLITE_READERS, thread_name_prefix="puerta-db-read")
+            self._checkpoint_every = checkpoint_every
+            self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="puerta-db-checkpoint")
+            self._checkpoints: asyncio.Task[None] | None = None
         elif self.dialect == "postgresql":
             self._async = create_async_engine(
                 self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
@@ -104,7 +115,13 @@ class Database:
                     return await conn.run_sync(work)
             except (OSError, TimeoutError) as exc:
                 raise _unreachable(exc) from exc
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        checkpoints = self._checkpoints
+        if checkpoints is None or checkpoints.done() or checkpoints.get_loop() is not loop:
+            self._checkpoints = loop.create_task(
+                self._checkpoint_loop(), name="puerta-db-checkpoint"
+            )
+        future: asyncio.Future[T] = loop.create_future()
         self._pending.append((work, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
@@ -129,6 +146,23 @@ class Database:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+
+    async def _checkpoint_loop(self) -> None:
+        """Move committed pages from the WAL into the database file every second or so (see
+        the module docstring); a failed checkpoint is simply tried again next time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._checkpoint_every)
+            with contextlib.suppress(Exception):
+                await loop.run_in_executor(self._checkpointer, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        assert self._sync is not None
+        with self._sync.connect() as conn:
+            # on the driver's connection: SQLAlchemy would begin a (write) transaction first
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _sqlite_batch(
         self, batch: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
@@ -209,12 +243,18 @@ class Database:
         assert self._sync is not None
         if self._flusher is not None:
             await self._flusher  # let queued writes commit before the threads stop
+        checkpoints = self._checkpoints
+        if checkpoints is not None and checkpoints.get_loop() is asyncio.get_running_loop():
+            checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpoints
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._shutdown_sqlite)
 
     def _shutdown_sqlite(self) -> None:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+        self._checkpointer.shutdown(wait=True)
         assert self._sync is not None
         self._sync.dispose()
 
@@ -227,6 +267,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # Database._checkpoint_loop does it
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
