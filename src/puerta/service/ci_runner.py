@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -248,15 +249,13 @@ class CiRunner(BackgroundWorker):
     def _pace(self, claimed: Sequence[Row[Any]]) -> list[float]:
         """Seconds to wait before working on each claimed run: a provider's runs start
         ``1/rate`` apart, squeezed to fit within one round interval."""
-        count: dict[str, int] = {}
-        for row in claimed:
-            count[row.provider] = count.get(row.provider, 0) + 1
-        seen: dict[str, int] = {}
+        count = Counter(row.provider for row in claimed)
+        seen: Counter[str] = Counter()
         delays: list[float] = []
         for row in claimed:
             handle = self.providers.get(row.provider)
-            index = seen.get(row.provider, 0)
-            seen[row.provider] = index + 1
+            index = seen[row.provider]
+            seen[row.provider] += 1
             if handle is None or index == 0:
                 delays.append(0.0)
                 continue
