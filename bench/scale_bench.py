@@ -335,11 +335,11 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> RssSampler:
+    def start(self) -> RssSampler:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self.hwm_kb = _status_kb(self.pid, "VmHWM")  # the kernel's own peak, before it exits
         self._stop.set()
         self._thread.join()
@@ -674,7 +674,7 @@ def start_puerta(
     with log_path.open("wb") as log:
         server = procs.start(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
     try:
-        res.rss = RssSampler(server.pid).__enter__()
+        res.rss = RssSampler(server.pid).start()
         _wait_healthy(server, port, log_path, limit_s=60)
         seed = Load("prime", base + HOOK, label, 0, canaries, "Initialized", conns)
         res.phases["seed confirm-rollout"] = run_phase(procs, seed, server.pid, store)
@@ -684,7 +684,7 @@ def start_puerta(
             res.phases["seed pre-rollout"] = run_phase(procs, pre, server.pid, store)
     except BaseException:
         if res.rss is not None:
-            res.rss.__exit__()
+            res.rss.stop()
         procs.stop(server)
         raise
     return Running(res, server, base, store, log_path)
@@ -797,7 +797,7 @@ def finish_puerta(procs: Processes, puerta: Running, args: argparse.Namespace) -
         res.run_states = dict(puerta.store.query("SELECT status, count(*) FROM ci_runs GROUP BY 1"))
     finally:
         if res.rss is not None:
-            res.rss.__exit__()
+            res.rss.stop()
         procs.stop(puerta.server)
     res.log_counts = count_log_events(puerta.log_path)
     res.table_writes = table_writes(puerta.store)  # after the stop: every backend flushed
