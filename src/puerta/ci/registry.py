@@ -2,13 +2,16 @@
 its own HTTP client whose every request first draws from the provider's shared budget.
 
 The budget is a token bucket in the database (``store/ci_runs.take_token``), so all replicas
-together stay under ``requests_per_minute``. A request the budget cannot grant now is not
+together stay under ``requests_per_minute``. The CI runner takes the token of a run's first
+request when it claims the run (``prepaid_token``). A request the budget cannot grant now is not
 sent: :class:`BudgetExhausted` (a :class:`RateLimited`) tells the runner how long to wait.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 
@@ -30,6 +33,24 @@ class BudgetExhausted(RateLimited):
     """Puerta's own budget for this provider is used up for now: wait ``retry_after``."""
 
 
+#: a provider whose budget already granted this task's next request its token (see
+#: ``prepaid_token``); a context variable, so it belongs to one asyncio task
+_PREPAID: ContextVar[str | None] = ContextVar("puerta_ci_prepaid_token", default=None)
+
+
+@contextmanager
+def prepaid_token(provider: str) -> Iterator[None]:
+    """Within the block, the task's next request to ``provider`` uses a token the caller
+    already took (the runner takes it in the transaction that claims the run, which saves a
+    transaction per request); any later request takes its own. A token left unused is
+    simply spent: the budget errs on the side of fewer requests."""
+    reset = _PREPAID.set(provider)
+    try:
+        yield
+    finally:
+        _PREPAID.reset(reset)
+
+
 class BudgetedTransport(httpx.AsyncBaseTransport):
     """Sends a request only once the provider's budget grants it a token."""
 
@@ -45,7 +66,11 @@ class BudgetedTransport(httpx.AsyncBaseTransport):
         self.sent = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        wait = await self.take()
+        if _PREPAID.get() == self.provider:
+            _PREPAID.set(None)  # this request's token was taken with its run's claim
+            wait = 0.0
+        else:
+            wait = await self.take()
         if wait > 0:
             raise BudgetExhausted(
                 f"{self.provider}: request budget used up; next request in {wait:.1f}s",

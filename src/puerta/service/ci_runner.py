@@ -49,7 +49,7 @@ from puerta.ci.base import (
     RunStatus,
     Target,
 )
-from puerta.ci.registry import BudgetExhausted, ProviderHandle
+from puerta.ci.registry import BudgetExhausted, ProviderHandle, prepaid_token
 from puerta.clock import Clock
 from puerta.domain.durations import format_duration, parse_duration
 from puerta.domain.notices import Notice, NoticeKind
@@ -179,48 +179,57 @@ class CiRunner(BackgroundWorker):
     async def tick(self) -> int:
         """Claim the due runs and work on them; returns how many were worked on.
 
-        A round claims no more runs of a provider than its budget holds tokens now: a run
-        the budget then refuses costs four writes for nothing and is due again at once, and
-        under 1,000 pending runs that churn slowed every hook call. The work is spread over
-        the round at the provider's rate instead of in one burst, for the same reason.
+        A round tries no more runs of a provider than its budget holds tokens now: a run
+        the budget then refuses costs writes for nothing and is due again at once, and
+        under 1,000 pending runs that churn slowed every hook call. The runs of a provider
+        start ``1/rate`` apart over the round instead of in one burst, for the same reason.
+        Each is claimed just before its turn, in one transaction with the token of its first
+        request and (for a trigger) the mark that the trigger began: with the save after the
+        request, a CI request costs two write transactions.
         """
         now = self.clock.now()
         tokens, due = await self.db.read(partial(self._due, now=now))
-        claimed: list[Row[Any]] = []
+        chosen: list[Row[Any]] = []
         for row in due:
-            if self.stopping:
-                break  # shutting down: take nothing new
-            needs_token = self._needs_token(row, now)
-            if needs_token:
-                blocked = self._blocked_until.get(row.provider)
-                if (blocked is not None and blocked > now) or tokens[row.provider] < 1.0:
+            if self._needs_token(row, now):
+                if self._blocked(row.provider, now) or tokens[row.provider] < 1.0:
                     continue
-            if await self.db.write(partial(self._claim, row=row, now=now)):
-                self._held.add(row.id)
-                claimed.append(row)
-                if needs_token:
-                    tokens[row.provider] -= 1.0
-        if not claimed:
+                tokens[row.provider] -= 1.0
+            chosen.append(row)
+        if not chosen:
             return 0
         gate = asyncio.Semaphore(self.concurrency)
-
-        async def one(row: Row[Any], delay: float) -> None:
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if self.stopping:  # not started yet: hand it back with the rest
-                await self.release(row.id)
-                return
-            async with gate:
-                await self._work(row)
-
-        delays = self._pace(claimed)
-        await asyncio.gather(
-            *(
-                self.work_on_claimed(row.id, partial(one, row, delay), "ci run round failed")
-                for row, delay in zip(claimed, delays, strict=True)
-            )
+        delays = self._pace(chosen)
+        worked = await asyncio.gather(
+            *(self._take_turn(row, delay, gate) for row, delay in zip(chosen, delays, strict=True))
         )
-        return len(claimed)
+        return sum(worked)
+
+    async def _take_turn(self, row: Row[Any], delay: float, gate: asyncio.Semaphore) -> bool:
+        """Claim one run when its turn comes and work on it; False if it was not had (this
+        replica is stopping, another one took it, or the budget has no token after all)."""
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with gate:
+            now = self.clock.now()
+            needs_token = self._needs_token(row, now)
+            if self.stopping or (needs_token and self._blocked(row.provider, now)):
+                return False
+            claim = partial(self._claim, row=row, now=now, needs_token=needs_token)
+            token_in = await self.db.write(claim)
+            if token_in is None:
+                return False
+            if token_in > 0:  # another replica drew the budget down since the round began
+                self._blocked_until[row.provider] = now + timedelta(seconds=token_in)
+                return False
+            await self.work_on_claimed(
+                row.id, partial(self._work, row, prepaid=needs_token), "ci run round failed"
+            )
+            return True
+
+    def _blocked(self, provider: str, now: datetime) -> bool:
+        blocked = self._blocked_until.get(provider)
+        return blocked is not None and blocked > now
 
     def _due(
         self, conn: Connection, *, now: datetime
@@ -265,8 +274,21 @@ class CiRunner(BackgroundWorker):
             delays.append(index * step)
         return delays
 
-    def _claim(self, conn: Connection, *, row: Row[Any], now: datetime) -> bool:
-        return ci_runs.claim(
+    def _claim(
+        self, conn: Connection, *, row: Row[Any], now: datetime, needs_token: bool
+    ) -> float | None:
+        """Claim the run, with the token of its first request when it needs one: 0.0 when
+        this replica has it; None when it was not free or changed since it was read; the
+        seconds until the provider's budget holds a token when it holds none now (then
+        nothing is claimed)."""
+        bucket = None
+        if needs_token:
+            config = self.providers[row.provider].config
+            rate = config.requests_per_minute / 60.0
+            bucket = ci_runs.lock_bucket(conn, row.provider, now, rate, config.burst)
+            if bucket.tokens < 1.0:
+                return (1.0 - bucket.tokens) / rate
+        claimed = ci_runs.claim(
             conn,
             row.id,
             self.replica,
@@ -274,10 +296,20 @@ class CiRunner(BackgroundWorker):
             now + self.lease,
             seen_status=row.status,
             seen_next_check_at=row.next_check_at,
+            starting_trigger=needs_token and row.status == "pending",
         )
+        if not claimed:
+            return None
+        if bucket is not None:
+            ci_runs.spend_token(conn, bucket)
+        return 0.0
 
-    async def _work(self, row: Row[Any]) -> None:
-        handle = self.providers.get(row.provider)
+    async def _work(self, row: Row[Any], *, prepaid: bool) -> None:
+        """Work on a claimed run; ``prepaid``: its claim took its first request's token."""
+        with prepaid_token(row.provider) if prepaid else contextlib.nullcontext():
+            await self._work_with(row, self.providers.get(row.provider))
+
+    async def _work_with(self, row: Row[Any], handle: ProviderHandle | None) -> None:
         now = self.clock.now()
         if handle is None:
             await self._finish(
@@ -320,8 +352,6 @@ class CiRunner(BackgroundWorker):
                 run=row.id,
                 provider=row.provider,
             )
-        now = self.clock.now()
-        await self.db.write(lambda c: ci_runs.mark_trigger_started(c, row.id, self.replica, now))
         try:
             ref = await handle.provider.trigger(target_of(row))
         except PermanentError as exc:

@@ -9,6 +9,7 @@ be overwritten by an older view of it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -97,11 +98,16 @@ def claim(
     *,
     seen_status: str,
     seen_next_check_at: datetime,
+    starting_trigger: bool = False,
 ) -> bool:
     """Take a run to work on if it is still active, free, and as this replica read it (same
     status, same next check): True when this replica has it. Without the last condition a
     replica that read the run just before another one triggered and released it would work
-    on its stale view and trigger the run a second time."""
+    on its stale view and trigger the run a second time.
+
+    ``starting_trigger`` also marks the trigger call as begun, in the same update: that mark
+    must be committed before the call goes out (see ``trigger_started_at``)."""
+    marks: dict[str, Any] = {"trigger_started_at": now, "updated_at": now}
     return leases.take(
         conn,
         ci_runs,
@@ -112,6 +118,7 @@ def claim(
         owner=owner,
         now=now,
         until=lease_until,
+        **(marks if starting_trigger else {}),
     )
 
 
@@ -121,15 +128,6 @@ def save(conn: Connection, run_id: int, owner: str, **changes: Any) -> bool:
     return leases.give_back(
         conn, ci_runs, run_id, ci_runs.c.status.in_(ACTIVE), owner=owner, **changes
     )
-
-
-def mark_trigger_started(conn: Connection, run_id: int, owner: str, now: datetime) -> bool:
-    result = conn.execute(
-        update(ci_runs)
-        .where(ci_runs.c.id == run_id, ci_runs.c.owner == owner, ci_runs.c.status == "pending")
-        .values(trigger_started_at=now, updated_at=now)
-    )
-    return result.rowcount == 1
 
 
 def release(conn: Connection, *, run_id: int, owner: str) -> None:
@@ -244,32 +242,49 @@ def _refilled(row: Row[Any], now: datetime, rate_per_s: float, burst: int) -> fl
     return tokens
 
 
+@dataclass(frozen=True)
+class Bucket:
+    """A provider's request budget as one transaction sees it, its row locked."""
+
+    provider: str
+    tokens: float  # held at ``at``, refill included
+    at: datetime
+
+
+def lock_bucket(
+    conn: Connection, provider: str, now: datetime, rate_per_s: float, burst: int
+) -> Bucket:
+    """The provider's bucket refilled up to ``now`` (a full one the first time). The row is
+    locked for the transaction (PostgreSQL), so replicas draw from one bucket."""
+    locked = select(ci_budgets).where(ci_budgets.c.provider == provider).with_for_update()
+    row = conn.execute(locked).one_or_none()
+    if row is None:
+        values = {"provider": provider, "tokens": float(burst), "updated_at": now}
+        conn.execute(_INSERT_BUDGET[conn.dialect.name], values)
+        row = conn.execute(locked).one()
+    # a replica whose clock lags must not move the refill back
+    return Bucket(provider, _refilled(row, now, rate_per_s, burst), max(now, row.updated_at))
+
+
+def spend_token(conn: Connection, bucket: Bucket) -> None:
+    """Take one token from a bucket locked by this transaction (it holds at least one)."""
+    conn.execute(
+        update(ci_budgets)
+        .where(ci_budgets.c.provider == bucket.provider)
+        .values(tokens=bucket.tokens - 1.0, updated_at=bucket.at)
+    )
+
+
 def take_token(
     conn: Connection, provider: str, now: datetime, rate_per_s: float, burst: int
 ) -> float:
     """Take one request token from the provider's bucket: 0.0 when granted, else the seconds
-    until one will be there. The row is locked for the transaction (PostgreSQL), so replicas
-    draw from one bucket."""
-    row = conn.execute(
-        select(ci_budgets).where(ci_budgets.c.provider == provider).with_for_update()
-    ).one_or_none()
-    if row is None:
-        values = {"provider": provider, "tokens": float(burst) - 1.0, "updated_at": now}
-        inserted = conn.execute(_INSERT_BUDGET[conn.dialect.name], values).rowcount
-        if inserted:
-            return 0.0
-        row = conn.execute(
-            select(ci_budgets).where(ci_budgets.c.provider == provider).with_for_update()
-        ).one()
-    tokens = _refilled(row, now, rate_per_s, burst)
-    if tokens >= 1.0:
-        conn.execute(
-            update(ci_budgets)
-            .where(ci_budgets.c.provider == provider)
-            .values(tokens=tokens - 1.0, updated_at=max(now, row.updated_at))
-        )
+    until one will be there."""
+    bucket = lock_bucket(conn, provider, now, rate_per_s, burst)
+    if bucket.tokens >= 1.0:
+        spend_token(conn, bucket)
         return 0.0
-    return (1.0 - tokens) / rate_per_s
+    return (1.0 - bucket.tokens) / rate_per_s
 
 
 def tokens_available(

@@ -27,12 +27,14 @@ def take(
     owner: str,
     now: datetime,
     until: datetime,
+    **values: Any,
 ) -> bool:
-    """Hold the item until ``until`` if it is free and every ``still`` condition holds."""
+    """Hold the item until ``until`` if it is free and every ``still`` condition holds (and
+    write ``values`` with the lease, in the same update)."""
     result = conn.execute(
         update(table)
         .where(table.c.id == item_id, *still, free(table, now))
-        .values(owner=owner, lease_until=until)
+        .values(owner=owner, lease_until=until, **values)
     )
     return result.rowcount == 1
 
