@@ -53,6 +53,7 @@ from puerta.ci.registry import BudgetExhausted, ProviderHandle, prepaid_token
 from puerta.clock import Clock
 from puerta.domain.durations import format_duration, parse_duration
 from puerta.domain.notices import Notice, NoticeKind
+from puerta.domain.token_bucket import TokenBucket
 from puerta.metrics import Metrics
 from puerta.notify.config import NotificationsConfig
 from puerta.service.load_runner import replica_name
@@ -123,6 +124,20 @@ def target_of(row: Row[Any]) -> Target:
     )
 
 
+#: seconds a run's turn may start after its booked moment and still use the booked token
+_LATEST_BOOKED_START = 0.1
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """A run claimed for this round, and when to work on it."""
+
+    row: Row[Any]
+    at: datetime  # its booked moment (the round's start when it needs no request)
+    booked: bool  # its first request's token is booked for ``at``
+    marked: bool  # the claim marked its trigger as begun
+
+
 class CiRunner(BackgroundWorker):
     """Follows E2E runs; one per replica, started by the app factory."""
 
@@ -153,12 +168,18 @@ class CiRunner(BackgroundWorker):
         self.batch = batch
         self.concurrency = concurrency
         self._blocked_until: dict[str, datetime] = {}  # provider -> after a 429
+        self._marked: set[int] = set()  # runs claimed to trigger whose trigger is not sent yet
         self._changed = asyncio.Event()
 
     # ---- lifecycle --------------------------------------------------------------------------
 
     async def release(self, item_id: int) -> None:
-        await self.db.write(partial(ci_runs.release, run_id=item_id, owner=self.replica))
+        unmark = item_id in self._marked  # claimed to trigger, never sent
+        self._marked.discard(item_id)
+        release = partial(
+            ci_runs.release, run_id=item_id, owner=self.replica, unmark_trigger=unmark
+        )
+        await self.db.write(release)
 
     async def round(self) -> None:
         await self.tick()
@@ -181,11 +202,12 @@ class CiRunner(BackgroundWorker):
 
         A round tries no more runs of a provider than its budget holds tokens now: a run
         the budget then refuses costs writes for nothing and is due again at once, and
-        under 1,000 pending runs that churn slowed every hook call. The runs of a provider
-        start ``1/rate`` apart over the round instead of in one burst, for the same reason.
-        Each is claimed just before its turn, in one transaction with the token of its first
-        request and (for a trigger) the mark that the trigger began: with the save after the
-        request, a CI request costs two write transactions.
+        under 1,000 pending runs that churn slowed every hook call. It claims them all in
+        one transaction that also books each one's first request on the provider's budget,
+        ``1/rate`` apart over the round (a burst of requests is a burst of writes after
+        them), and marks the triggers as begun. Each run is then worked on at its booked
+        moment: with the save after its request, a CI request costs one write transaction
+        and a share of the round's claim.
         """
         now = self.clock.now()
         tokens, due = await self.db.read(partial(self._due, now=now))
@@ -196,34 +218,35 @@ class CiRunner(BackgroundWorker):
                     continue
                 tokens[row.provider] -= 1.0
             chosen.append(row)
-        if not chosen:
+        if self.stopping or not chosen:
             return 0
+        turns = await self.db.write(partial(self._claim_round, rows=chosen, now=now))
+        for turn in turns:
+            self._held.add(turn.row.id)
+            if turn.marked:
+                self._marked.add(turn.row.id)
         gate = asyncio.Semaphore(self.concurrency)
-        delays = self._pace(chosen)
-        worked = await asyncio.gather(
-            *(self._take_turn(row, delay, gate) for row, delay in zip(chosen, delays, strict=True))
-        )
+        worked = await asyncio.gather(*(self._take_turn(turn, gate) for turn in turns))
         return sum(worked)
 
-    async def _take_turn(self, row: Row[Any], delay: float, gate: asyncio.Semaphore) -> bool:
-        """Claim one run when its turn comes and work on it; False if it was not had (this
-        replica is stopping, another one took it, or the budget has no token after all)."""
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async def _take_turn(self, turn: _Turn, gate: asyncio.Semaphore) -> bool:
+        """Work on a claimed run at its booked moment; hand it back instead if this replica
+        began to stop meanwhile."""
+        wait = (turn.at - self.clock.now()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
         async with gate:
-            now = self.clock.now()
-            needs_token = self._needs_token(row, now)
-            if self.stopping or (needs_token and self._blocked(row.provider, now)):
+            if self.stopping:
+                await self.release(turn.row.id)
+                self._held.discard(turn.row.id)
                 return False
-            claim = partial(self._claim, row=row, now=now, needs_token=needs_token)
-            token_in = await self.db.write(claim)
-            if token_in is None:
-                return False
-            if token_in > 0:  # another replica drew the budget down since the round began
-                self._blocked_until[row.provider] = now + timedelta(seconds=token_in)
-                return False
+            late = (self.clock.now() - turn.at).total_seconds()
+            # the booked token is for its moment: a turn that started late (the gate was
+            # full: slow provider) takes a token of its own, so no stretch of time sees
+            # more requests than the budget grants in it
+            prepaid = turn.booked and late <= _LATEST_BOOKED_START
             await self.work_on_claimed(
-                row.id, partial(self._work, row, prepaid=needs_token), "ci run round failed"
+                turn.row.id, partial(self._work, turn.row, prepaid=prepaid), "ci run round failed"
             )
             return True
 
@@ -255,54 +278,54 @@ class CiRunner(BackgroundWorker):
             and row.provider in self.providers
         )
 
-    def _pace(self, claimed: Sequence[Row[Any]]) -> list[float]:
-        """Seconds to wait before working on each claimed run: a provider's runs start
-        ``1/rate`` apart, squeezed to fit within one round interval."""
-        count = Counter(row.provider for row in claimed)
-        seen: Counter[str] = Counter()
-        delays: list[float] = []
-        for row in claimed:
-            handle = self.providers.get(row.provider)
-            index = seen[row.provider]
-            seen[row.provider] += 1
-            if handle is None or index == 0:
-                delays.append(0.0)
-                continue
-            step = min(
-                60.0 / handle.config.requests_per_minute, self.interval / count[row.provider]
+    def _claim_round(
+        self, conn: Connection, *, rows: Sequence[Row[Any]], now: datetime
+    ) -> list[_Turn]:
+        """Claim the round's runs, in order, each with its first request booked on the
+        provider's budget (runs that need no request, none): a provider's runs ``1/rate``
+        apart, squeezed to fit within one round interval, and never sooner than its bucket
+        has a token. A run whose booking would fall after the round, or that another
+        replica took or changed since it was read, is left alone, and books nothing."""
+        count = Counter(row.provider for row in rows if self._needs_token(row, now))
+        booked: Counter[str] = Counter()
+        buckets: dict[str, TokenBucket] = {}
+        horizon = now + timedelta(seconds=self.interval)
+        turns: list[_Turn] = []
+        for row in rows:
+            needs_token = self._needs_token(row, now)
+            at, bucket = now, None
+            if needs_token:
+                config = self.providers[row.provider].config
+                rate = config.requests_per_minute / 60.0
+                if row.provider not in buckets:
+                    buckets[row.provider] = ci_runs.lock_bucket(
+                        conn, row.provider, now, rate, config.burst
+                    )
+                step = min(1.0 / rate, self.interval / count[row.provider])
+                earliest = now + timedelta(seconds=booked[row.provider] * step)
+                at, bucket = buckets[row.provider].book(earliest)
+                if at > horizon:
+                    continue
+            mark = needs_token and row.status == "pending" and row.trigger_started_at is None
+            claimed = ci_runs.claim(
+                conn,
+                row.id,
+                self.replica,
+                now,
+                now + self.lease,
+                seen_status=row.status,
+                seen_next_check_at=row.next_check_at,
+                starting_trigger=mark,
             )
-            delays.append(index * step)
-        return delays
-
-    def _claim(
-        self, conn: Connection, *, row: Row[Any], now: datetime, needs_token: bool
-    ) -> float | None:
-        """Claim the run, with the token of its first request when it needs one: 0.0 when
-        this replica has it; None when it was not free or changed since it was read; the
-        seconds until the provider's budget holds a token when it holds none now (then
-        nothing is claimed)."""
-        bucket = None
-        if needs_token:
-            config = self.providers[row.provider].config
-            rate = config.requests_per_minute / 60.0
-            bucket = ci_runs.lock_bucket(conn, row.provider, now, rate, config.burst)
-            if bucket.tokens < 1.0:
-                return (1.0 - bucket.tokens) / rate
-        claimed = ci_runs.claim(
-            conn,
-            row.id,
-            self.replica,
-            now,
-            now + self.lease,
-            seen_status=row.status,
-            seen_next_check_at=row.next_check_at,
-            starting_trigger=needs_token and row.status == "pending",
-        )
-        if not claimed:
-            return None
-        if bucket is not None:
-            ci_runs.spend_token(conn, bucket)
-        return 0.0
+            if not claimed:
+                continue
+            if bucket is not None:
+                buckets[row.provider] = bucket
+                booked[row.provider] += 1
+            turns.append(_Turn(row, at, booked=needs_token, marked=mark))
+        for provider in booked:
+            ci_runs.store_bucket(conn, provider, buckets[provider])
+        return turns
 
     async def _work(self, row: Row[Any], *, prepaid: bool) -> None:
         """Work on a claimed run; ``prepaid``: its claim took its first request's token."""
@@ -345,6 +368,7 @@ class CiRunner(BackgroundWorker):
     # ---- trigger ----------------------------------------------------------------------------
 
     async def _trigger(self, row: Row[Any], handle: ProviderHandle) -> None:
+        self._marked.discard(row.id)  # from here on, the trigger may reach the provider
         if row.trigger_started_at is not None:
             log.warning(
                 "triggering again: an earlier trigger call may have reached the provider "

@@ -9,7 +9,6 @@ be overwritten by an older view of it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy import Row, and_, bindparam, case, func, insert, or_, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from puerta.domain.token_bucket import TokenBucket
 from puerta.store import leases
 from puerta.store.pages import page_by_canary
 from puerta.store.tables import (
@@ -130,9 +130,11 @@ def save(conn: Connection, run_id: int, owner: str, **changes: Any) -> bool:
     )
 
 
-def release(conn: Connection, *, run_id: int, owner: str) -> None:
-    """Give a run back without changes (graceful shutdown)."""
-    leases.give_back(conn, ci_runs, run_id, owner=owner)
+def release(conn: Connection, *, run_id: int, owner: str, unmark_trigger: bool = False) -> None:
+    """Give a run back without changes (graceful shutdown); ``unmark_trigger``: this replica
+    marked the trigger as begun when it claimed the run but never sent it."""
+    marks: dict[str, Any] = {"trigger_started_at": None} if unmark_trigger else {}
+    leases.give_back(conn, ci_runs, run_id, owner=owner, **marks)
 
 
 def add_event(conn: Connection, **values: Any) -> None:
@@ -235,43 +237,30 @@ def count_active(conn: Connection) -> int:
 # ---- request budget: one token bucket per provider, shared by every replica -------------------
 
 
-def _refilled(row: Row[Any], now: datetime, rate_per_s: float, burst: int) -> float:
-    """Tokens in a bucket row at ``now``: what it held plus the refill since, at most ``burst``."""
-    elapsed = max(0.0, (now - row.updated_at).total_seconds())
-    tokens: float = min(float(burst), float(row.tokens) + elapsed * rate_per_s)
-    return tokens
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """A provider's request budget as one transaction sees it, its row locked."""
-
-    provider: str
-    tokens: float  # held at ``at``, refill included
-    at: datetime
+def _bucket(row: Row[Any], rate_per_s: float, burst: int) -> TokenBucket:
+    return TokenBucket(rate_per_s, burst, float(row.tokens), row.updated_at)
 
 
 def lock_bucket(
     conn: Connection, provider: str, now: datetime, rate_per_s: float, burst: int
-) -> Bucket:
-    """The provider's bucket refilled up to ``now`` (a full one the first time). The row is
-    locked for the transaction (PostgreSQL), so replicas draw from one bucket."""
+) -> TokenBucket:
+    """The provider's bucket (a full one the first time). The row is locked for the
+    transaction (PostgreSQL), so replicas draw from one bucket."""
     locked = select(ci_budgets).where(ci_budgets.c.provider == provider).with_for_update()
     row = conn.execute(locked).one_or_none()
     if row is None:
         values = {"provider": provider, "tokens": float(burst), "updated_at": now}
         conn.execute(_INSERT_BUDGET[conn.dialect.name], values)
         row = conn.execute(locked).one()
-    # a replica whose clock lags must not move the refill back
-    return Bucket(provider, _refilled(row, now, rate_per_s, burst), max(now, row.updated_at))
+    return _bucket(row, rate_per_s, burst)
 
 
-def spend_token(conn: Connection, bucket: Bucket) -> None:
-    """Take one token from a bucket locked by this transaction (it holds at least one)."""
+def store_bucket(conn: Connection, provider: str, bucket: TokenBucket) -> None:
+    """Write back a bucket this transaction locked and took from or booked on."""
     conn.execute(
         update(ci_budgets)
-        .where(ci_budgets.c.provider == bucket.provider)
-        .values(tokens=bucket.tokens - 1.0, updated_at=bucket.at)
+        .where(ci_budgets.c.provider == provider)
+        .values(tokens=bucket.tokens, updated_at=bucket.at)
     )
 
 
@@ -281,10 +270,11 @@ def take_token(
     """Take one request token from the provider's bucket: 0.0 when granted, else the seconds
     until one will be there."""
     bucket = lock_bucket(conn, provider, now, rate_per_s, burst)
-    if bucket.tokens >= 1.0:
-        spend_token(conn, bucket)
-        return 0.0
-    return (1.0 - bucket.tokens) / rate_per_s
+    taken = bucket.take(now)
+    if taken is None:
+        return bucket.wait(now)
+    store_bucket(conn, provider, taken)
+    return 0.0
 
 
 def tokens_available(
@@ -293,12 +283,12 @@ def tokens_available(
     """Tokens each provider's bucket holds now (``budgets``: provider -> (rate per second,
     burst)), read without locking or taking any: the runner claims no more runs than its
     providers could serve this round. Another replica may take some meanwhile, so this is
-    an estimate; ``take_token`` still decides each request."""
+    an estimate; the claim's booking still decides each request."""
     rows = conn.execute(select(ci_budgets).where(ci_budgets.c.provider.in_(list(budgets)))).all()
     found = {row.provider: row for row in rows}
     return {
         provider: (
-            _refilled(found[provider], now, rate, burst)
+            _bucket(found[provider], rate, burst).available(now)
             if provider in found
             else float(burst)  # never used yet: a full bucket
         )
