@@ -21,7 +21,10 @@ run first, or a replica that took over, is never overwritten.
 
 The one window that is not exactly-once: a replica that dies after the provider accepted the
 trigger and before the run's id was stored leaves the run "trigger started"; the replica that
-takes it over triggers again (logged as a warning). The window is one HTTP round trip.
+takes it over triggers again (logged as a warning). The window is one HTTP round trip. (The
+mark is set when the round claims the run, up to one round interval before the call; a
+replica that dies in between leaves it too, and the warning is then a false alarm. A graceful
+stop clears it.)
 """
 
 from __future__ import annotations
@@ -184,6 +187,12 @@ class CiRunner(BackgroundWorker):
     async def round(self) -> None:
         await self.tick()
 
+    def pause_after(self, took: float) -> float:
+        """A round's requests are spread over its interval, so it lasts about that long:
+        the next one starts an interval after this one began, not after it ended, and a
+        provider's requests go out evenly instead of a second's worth every other second."""
+        return max(0.0, self.interval - took)
+
     async def wait_changed(self, seconds: float) -> None:
         """Return when this replica stored a change of some run, or after ``seconds``."""
         event = self._changed
@@ -281,19 +290,23 @@ class CiRunner(BackgroundWorker):
     def _claim_round(
         self, conn: Connection, *, rows: Sequence[Row[Any]], now: datetime
     ) -> list[_Turn]:
-        """Claim the round's runs, in order, each with its first request booked on the
-        provider's budget (runs that need no request, none): a provider's runs ``1/rate``
-        apart, squeezed to fit within one round interval, and never sooner than its bucket
-        has a token. A run whose booking would fall after the round, or that another
-        replica took or changed since it was read, is left alone, and books nothing."""
-        count = Counter(row.provider for row in rows if self._needs_token(row, now))
-        booked: Counter[str] = Counter()
+        """Claim the round's runs, each with its first request booked on the provider's
+        budget (runs that need no request, none): a provider's runs ``1/rate`` apart,
+        squeezed to fit within one round interval, and never sooner than its bucket has a
+        token. A run another replica took or changed since it was read is left alone; one
+        whose booking would fall after the round is given back and books nothing. A few
+        statements whatever the number of runs: a long write would hold up the hook calls
+        queued behind it."""
+        claimed = set(ci_runs.claim_as_seen(conn, rows, self.replica, now, now + self.lease))
+        mine = [row for row in rows if row.id in claimed]
+        count = Counter(row.provider for row in mine if self._needs_token(row, now))
         buckets: dict[str, TokenBucket] = {}
+        booked: Counter[str] = Counter()
         horizon = now + timedelta(seconds=self.interval)
         turns: list[_Turn] = []
-        for row in rows:
+        for row in mine:
             needs_token = self._needs_token(row, now)
-            at, bucket = now, None
+            at = now
             if needs_token:
                 config = self.providers[row.provider].config
                 rate = config.requests_per_minute / 60.0
@@ -306,25 +319,16 @@ class CiRunner(BackgroundWorker):
                 at, bucket = buckets[row.provider].book(earliest)
                 if at > horizon:
                     continue
-            mark = needs_token and row.status == "pending" and row.trigger_started_at is None
-            claimed = ci_runs.claim(
-                conn,
-                row.id,
-                self.replica,
-                now,
-                now + self.lease,
-                seen_status=row.status,
-                seen_next_check_at=row.next_check_at,
-                starting_trigger=mark,
-            )
-            if not claimed:
-                continue
-            if bucket is not None:
                 buckets[row.provider] = bucket
                 booked[row.provider] += 1
+            mark = needs_token and row.status == "pending" and row.trigger_started_at is None
             turns.append(_Turn(row, at, booked=needs_token, marked=mark))
         for provider in booked:
             ci_runs.store_bucket(conn, provider, buckets[provider])
+        ci_runs.mark_triggers_begun(conn, [turn.row.id for turn in turns if turn.marked], now)
+        kept = {turn.row.id for turn in turns}
+        if len(kept) < len(claimed):
+            ci_runs.release_all(conn, claimed - kept, self.replica)
         return turns
 
     async def _work(self, row: Row[Any], *, prepaid: bool) -> None:

@@ -79,9 +79,15 @@ class BackgroundWorker:
         finally:
             self._held.discard(item_id)
 
+    def pause_after(self, took: float) -> float:
+        """Seconds to wait for the next round after one that took ``took`` seconds."""
+        return self.interval
+
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self.stopping:
             self._wake.clear()
+            began = loop.time()
             try:
                 await self.round()
             except Exception:  # a database hiccup must not end the worker
@@ -89,4 +95,4 @@ class BackgroundWorker:
             if self.stopping:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), self.pause_after(loop.time() - began))

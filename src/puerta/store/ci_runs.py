@@ -8,7 +8,7 @@ be overwritten by an older view of it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -89,37 +89,69 @@ def next_due_at(conn: Connection) -> datetime | None:
     return value
 
 
-def claim(
+def claim_as_seen(
     conn: Connection,
-    run_id: int,
+    seen: Sequence[Row[Any]],
     owner: str,
     now: datetime,
     lease_until: datetime,
-    *,
-    seen_status: str,
-    seen_next_check_at: datetime,
-    starting_trigger: bool = False,
-) -> bool:
-    """Take a run to work on if it is still active, free, and as this replica read it (same
-    status, same next check): True when this replica has it. Without the last condition a
-    replica that read the run just before another one triggered and released it would work
-    on its stale view and trigger the run a second time.
-
-    ``starting_trigger`` also marks the trigger call as begun, in the same update: that mark
-    must be committed before the call goes out (see ``trigger_started_at``)."""
-    marks: dict[str, Any] = {"trigger_started_at": now, "updated_at": now}
-    return leases.take(
-        conn,
-        ci_runs,
-        run_id,
-        ci_runs.c.status == seen_status,
-        ci_runs.c.next_check_at == seen_next_check_at,
+) -> list[int]:
+    """Take the runs read as ``seen`` to work on: those still active, free, and as this
+    replica read them (same status, same next check); returns their ids, in ``seen``'s
+    order. Without the last condition a replica that read a run just before another one
+    triggered and released it would work on its stale view and trigger the run a second
+    time. One statement takes them all (a round's claims in one short write); a run found
+    changed is given back at once."""
+    if not seen:
+        return []
+    # PostgreSQL: lock the rows first, in id order, skipping any another replica is claiming
+    # right now (two replicas locking overlapping sets in different orders would deadlock)
+    free_now = and_(
+        ci_runs.c.id.in_([row.id for row in seen]),
         ci_runs.c.status.in_(ACTIVE),
-        owner=owner,
-        now=now,
-        until=lease_until,
-        **(marks if starting_trigger else {}),
+        leases.free(ci_runs, now),
     )
+    lockable = (
+        select(ci_runs.c.id)
+        .where(free_now)
+        .order_by(ci_runs.c.id)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(conn.execute(lockable).scalars())
+    if not ids:
+        return []
+    taken = conn.execute(
+        update(ci_runs)
+        .where(ci_runs.c.id.in_(ids), free_now)
+        .values(owner=owner, lease_until=lease_until)
+        .returning(ci_runs.c.id, ci_runs.c.status, ci_runs.c.next_check_at)
+    ).all()
+    now_as = {row.id: (row.status, row.next_check_at) for row in taken}
+    kept = [row.id for row in seen if now_as.get(row.id) == (row.status, row.next_check_at)]
+    changed = set(now_as) - set(kept)
+    if changed:
+        release_all(conn, changed, owner)
+    return kept
+
+
+def release_all(conn: Connection, run_ids: Iterable[int], owner: str) -> None:
+    """Give runs back without changes."""
+    conn.execute(
+        update(ci_runs)
+        .where(ci_runs.c.id.in_(list(run_ids)), ci_runs.c.owner == owner)
+        .values(owner=None, lease_until=None)
+    )
+
+
+def mark_triggers_begun(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:
+    """Mark the trigger calls of claimed pending runs as begun: committed before the calls
+    go out, so a replica that takes a run over knows a call may have reached the provider."""
+    if run_ids:
+        conn.execute(
+            update(ci_runs)
+            .where(ci_runs.c.id.in_(list(run_ids)), ci_runs.c.status == "pending")
+            .values(trigger_started_at=now, updated_at=now)
+        )
 
 
 def save(conn: Connection, run_id: int, owner: str, **changes: Any) -> bool:

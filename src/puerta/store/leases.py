@@ -27,14 +27,12 @@ def take(
     owner: str,
     now: datetime,
     until: datetime,
-    **values: Any,
 ) -> bool:
-    """Hold the item until ``until`` if it is free and every ``still`` condition holds (and
-    write ``values`` with the lease, in the same update)."""
+    """Hold the item until ``until`` if it is free and every ``still`` condition holds."""
     result = conn.execute(
         update(table)
         .where(table.c.id == item_id, *still, free(table, now))
-        .values(owner=owner, lease_until=until, **values)
+        .values(owner=owner, lease_until=until)
     )
     return result.rowcount == 1
 
