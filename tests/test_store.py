@@ -4,16 +4,18 @@ unit of work that fails takes nobody else's work with it."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from puerta.store import ci_runs
 from puerta.store import repository as repo
 from puerta.store.db import Database, normalise_url
-from puerta.store.tables import audit_events
+from puerta.store.tables import audit_events, canaries, rollouts
+from puerta.store.tables import ci_runs as ci_runs_table
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -103,5 +105,74 @@ async def test_sqlite_checkpointer_moves_the_wal_into_the_file(tmp_path: Path) -
             return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
 
         assert await db.read(count) == 300
+    finally:
+        await db.dispose()
+
+
+# ---- claiming E2E runs ------------------------------------------------------------------------
+
+
+def seed_runs(conn: Connection, count: int) -> list[int]:
+    canary_id = conn.execute(
+        insert(canaries).values(
+            namespace="staging", name="svc", first_seen_at=NOW, last_seen_at=NOW
+        )
+    ).inserted_primary_key[0]
+    conn.execute(
+        insert(rollouts).values(
+            canary_id=canary_id, seq=1, status="progressing", started_at=NOW, updated_at=NOW
+        )
+    )
+    for i in range(count):
+        ci_runs.insert_run(
+            conn,
+            canary_id=canary_id,
+            rollout_seq=1,
+            gate=f"e2e-{i}",
+            provider="gh",
+            kind="github",
+            target={"project": "acme/e2e"},
+            status="pending",
+            correlation=f"svc-1-e2e-{i}",
+            created_at=NOW,
+            updated_at=NOW,
+            deadline_at=NOW + timedelta(hours=2),
+            next_check_at=NOW,
+        )
+    return list(conn.execute(select(ci_runs_table.c.id).order_by(ci_runs_table.c.id)).scalars())
+
+
+async def test_a_round_claims_each_run_once_and_never_one_changed_since_it_was_read(
+    database_url: str,
+) -> None:
+    """Replica a read four due runs; meanwhile b claimed the first and another replica
+    triggered the second. a's claim takes the last two only, and gives the changed one back
+    at once instead of working on its stale view (which would trigger it twice)."""
+    db = Database(database_url)
+    await db.migrate()
+    lease = NOW + timedelta(minutes=1)
+    try:
+        ids = await db.write(lambda conn: seed_runs(conn, 4))
+        seen = await db.read(lambda conn: ci_runs.due_runs(conn, NOW, 10))
+        assert [row.id for row in seen] == ids
+        assert await db.write(lambda c: ci_runs.claim_as_seen(c, seen[:1], "b", NOW, lease)) == [
+            ids[0]
+        ]
+        triggered = update(ci_runs_table).where(ci_runs_table.c.id == ids[1])
+        await db.write(lambda c: c.execute(triggered.values(status="queued")))
+
+        claimed = await db.write(lambda c: ci_runs.claim_as_seen(c, seen, "a", NOW, lease))
+
+        assert claimed == ids[2:]
+        owners = await db.read(
+            lambda c: dict(c.execute(select(ci_runs_table.c.id, ci_runs_table.c.owner)).all())
+        )
+        assert owners == {ids[0]: "b", ids[1]: None, ids[2]: "a", ids[3]: "a"}
+        # once b's lease has run out, a later round may take its run
+        later = NOW + timedelta(minutes=2)
+        again = await db.write(
+            lambda c: ci_runs.claim_as_seen(c, seen[:1], "a", later, later + timedelta(minutes=1))
+        )
+        assert again == [ids[0]]
     finally:
         await db.dispose()
