@@ -1013,8 +1013,8 @@ def print_report(
             budget_upd = writes.get("ci_budgets", {}).get("upd", 0)
             print(
                 f"  CI runner writes (PostgreSQL statistics, whole run): {runs_upd} updates of "
-                f"ci_runs rows (claim, with the trigger mark; save) and {budget_upd} of the "
-                f"budget row (one per token granted) for {ci.total} CI requests: "
+                f"ci_runs rows (claim; trigger mark; save) and {budget_upd} of the budget "
+                f"row (one per round that booked requests) for {ci.total} CI requests: "
                 f"{runs_upd / ci.total:.1f} run-row updates per request sent"
             )
 
