@@ -257,6 +257,7 @@ class CiRunner(BackgroundWorker):
             await self.work_on_claimed(
                 turn.row.id, partial(self._work, turn.row, prepaid=prepaid), "ci run round failed"
             )
+            self._marked.discard(turn.row.id)  # ended without a trigger (deadline, say)
             return True
 
     def _blocked(self, provider: str, now: datetime) -> bool:
