@@ -2,9 +2,9 @@
 its own HTTP client whose every request first draws from the provider's shared budget.
 
 The budget is a token bucket in the database (``store/ci_runs.take_token``), so all replicas
-together stay under ``requests_per_minute``. The CI runner takes the token of a run's first
-request when it claims the run (``prepaid_token``). A request the budget cannot grant now is not
-sent: :class:`BudgetExhausted` (a :class:`RateLimited`) tells the runner how long to wait.
+together stay under ``requests_per_minute``. The CI runner books the token of a run's first
+request when it claims the run (``prepaid_token``). A request the budget cannot grant now is
+not sent: :class:`BudgetExhausted` (a :class:`RateLimited`) tells the runner how long to wait.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ _PREPAID: ContextVar[str | None] = ContextVar("puerta_ci_prepaid_token", default
 @contextmanager
 def prepaid_token(provider: str) -> Iterator[None]:
     """Within the block, the task's next request to ``provider`` uses a token the caller
-    already took (the runner takes it in the transaction that claims the run, which saves a
+    already has (the runner books it in the transaction that claims the run, which saves a
     transaction per request); any later request takes its own. A token left unused is
     simply spent: the budget errs on the side of fewer requests."""
     reset = _PREPAID.set(provider)
