@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,26 +52,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="puerta-ci-cpu-"))
     procs = Processes()
     try:
-        port = sb.free_port()
-        log = tmp / "fake-ci.log"
-        with log.open("wb") as out:
-            fake = procs.start(
-                [sys.executable, str(Path(sb.__file__).resolve()), "--serve-fake-ci", str(port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        policy = tmp / "policy.yaml"
-        policy.write_text(
-            sb.POLICY.format(
-                url=f"http://127.0.0.1:{port}",
-                rpm=600,
-                burst=20,
-                poll="10s",
-                max_poll="2m",
-                repo=sb.REPO,
-            )
-        )
-        sb._wait_fake(fake, port, log)
+        _, port = sb.start_fake_ci(procs, tmp)
+        policy = sb.write_policy(tmp, port, scale_args)
         store = sb.Store("sqlite", f"sqlite:///{tmp / 'puerta.db'}", path=tmp / "puerta.db")
         canaries = max(args.runs, 1)
         running = sb.start_puerta(

@@ -1183,26 +1183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         base_store, scale_store, backend = make_stores(args, tmp)
         stores = [base_store, scale_store]
-        ci_port = free_port()
-        fake_log = tmp / "fake-ci.log"
-        with fake_log.open("wb") as log:
-            fake = procs.start(
-                [sys.executable, str(Path(__file__).resolve()), "--serve-fake-ci", str(ci_port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        policy = tmp / "policy.yaml"
-        policy.write_text(
-            POLICY.format(
-                url=f"http://127.0.0.1:{ci_port}",
-                rpm=args.rpm,
-                burst=args.burst,
-                poll=args.poll_interval,
-                max_poll=args.max_poll_interval,
-                repo=REPO,
-            )
-        )
-        _wait_fake(fake, ci_port, fake_log)
+        fake, ci_port = start_fake_ci(procs, tmp)
+        policy = write_policy(tmp, ci_port, args)
 
         runnings: list[Running] = []
         try:
@@ -1272,6 +1254,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"kept {tmp} (puerta-*.log, fake-ci.log, policy.yaml)", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def start_fake_ci(procs: Processes, tmp: Path) -> tuple[subprocess.Popen[Any], int]:
+    """The fake CI provider in its own process, up and answering; and its port."""
+    port = free_port()
+    log_path = tmp / "fake-ci.log"
+    with log_path.open("wb") as log:
+        fake = procs.start(
+            [sys.executable, str(Path(__file__).resolve()), "--serve-fake-ci", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    _wait_fake(fake, port, log_path)
+    return fake, port
+
+
+def write_policy(tmp: Path, ci_port: int, args: argparse.Namespace) -> Path:
+    """The benchmark's policy (see POLICY), on the fake CI at ``ci_port``."""
+    policy = tmp / "policy.yaml"
+    policy.write_text(
+        POLICY.format(
+            url=f"http://127.0.0.1:{ci_port}",
+            rpm=args.rpm,
+            burst=args.burst,
+            poll=args.poll_interval,
+            max_poll=args.max_poll_interval,
+            repo=REPO,
+        )
+    )
+    return policy
 
 
 def _wait_fake(proc: subprocess.Popen[Any], port: int, log: Path) -> None:

@@ -299,14 +299,13 @@ class CiRunner(BackgroundWorker):
         statements whatever the number of runs: a long write would hold up the hook calls
         queued behind it."""
         claimed = set(ci_runs.claim_as_seen(conn, rows, self.replica, now, now + self.lease))
-        mine = [row for row in rows if row.id in claimed]
-        count = Counter(row.provider for row in mine if self._needs_token(row, now))
+        mine = [(row, self._needs_token(row, now)) for row in rows if row.id in claimed]
+        count = Counter(row.provider for row, needs_token in mine if needs_token)
         buckets: dict[str, TokenBucket] = {}
         booked: Counter[str] = Counter()
         horizon = now + timedelta(seconds=self.interval)
         turns: list[_Turn] = []
-        for row in mine:
-            needs_token = self._needs_token(row, now)
+        for row, needs_token in mine:
             at = now
             if needs_token:
                 config = self.providers[row.provider].config
@@ -329,7 +328,7 @@ class CiRunner(BackgroundWorker):
         ci_runs.mark_triggers_begun(conn, [turn.row.id for turn in turns if turn.marked], now)
         kept = {turn.row.id for turn in turns}
         if len(kept) < len(claimed):
-            ci_runs.release_all(conn, claimed - kept, self.replica)
+            ci_runs.release_all(conn, claimed - kept, owner=self.replica)
         return turns
 
     async def _work(self, row: Row[Any], *, prepaid: bool) -> None:

@@ -8,7 +8,7 @@ be overwritten by an older view of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -130,17 +130,13 @@ def claim_as_seen(
     kept = [row.id for row in seen if now_as.get(row.id) == (row.status, row.next_check_at)]
     changed = set(now_as) - set(kept)
     if changed:
-        release_all(conn, changed, owner)
+        release_all(conn, changed, owner=owner)
     return kept
 
 
-def release_all(conn: Connection, run_ids: Iterable[int], owner: str) -> None:
-    """Give runs back without changes."""
-    conn.execute(
-        update(ci_runs)
-        .where(ci_runs.c.id.in_(list(run_ids)), ci_runs.c.owner == owner)
-        .values(owner=None, lease_until=None)
-    )
+def release_all(conn: Connection, run_ids: Collection[int], *, owner: str) -> None:
+    """Give back, unchanged, the runs among ``run_ids`` that ``owner`` holds."""
+    leases.give_back_all(conn, ci_runs, run_ids, owner=owner)
 
 
 def mark_triggers_begun(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:

@@ -7,6 +7,7 @@ gives the lease back in one update that checks it still holds it."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -47,9 +48,25 @@ def give_back(
 ) -> bool:
     """Write ``values`` and free the item, only while ``owner`` holds it (and every ``still``
     condition holds); False, and nothing written, otherwise."""
+    return _give_back(conn, table, table.c.id == item_id, still, owner, values) == 1
+
+
+def give_back_all(conn: Connection, table: Table, item_ids: Collection[int], *, owner: str) -> int:
+    """Free those of the items that ``owner`` holds, unchanged; returns how many."""
+    return _give_back(conn, table, table.c.id.in_(list(item_ids)), (), owner, {})
+
+
+def _give_back(
+    conn: Connection,
+    table: Table,
+    which: ColumnElement[bool],
+    still: tuple[ColumnElement[bool], ...],
+    owner: str,
+    values: dict[str, Any],
+) -> int:
     result = conn.execute(
         update(table)
-        .where(table.c.id == item_id, table.c.owner == owner, *still)
+        .where(which, table.c.owner == owner, *still)
         .values(owner=None, lease_until=None, **values)
     )
-    return result.rowcount == 1
+    return int(result.rowcount)
