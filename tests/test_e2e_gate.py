@@ -592,3 +592,152 @@ def test_a_metadata_placeholder_the_webhook_did_not_send_fails_the_gate(
         assert fake.dispatches[0]["inputs"]["revision"] == "smoke"
     finally:
         puerta.stop()
+
+
+# ---- what the Canary's metadata picks, the poll schedule, Flagger's whole tick order -----
+
+
+def test_the_canary_metadata_picks_repository_branch_and_workflow(
+    database_url: str, github: tuple[FakeGitHub, str], clock: ManualClock
+) -> None:
+    """Each team picks its own suite from its Canary's webhook metadata; a Canary that sends
+    none gets the policy's defaults."""
+    fake, url = github
+    fake.add_workflow(
+        "acme/payments-e2e", "smoke.yml", run_name="E2E {puerta_run}", inputs=["target", "revision"]
+    )
+    policy = (
+        POLICY.format(
+            url=url,
+            repo='"{metadata.repo|acme/e2e}"',
+            wait="background",
+            hold="50s",
+            rpm=600,
+            burst=20,
+        )
+        .replace("workflow: e2e.yml", 'workflow: "{metadata.suite|e2e.yml}"')
+        .replace("ref: main", 'ref: "{metadata.branch|main}"')
+    )
+    puerta = Puerta(database_url, policy, clock)
+    puerta.environ.update({"GH_TOKEN": GH_TOKEN, "GH_HOOK_SECRET": HOOK_SECRET})
+    puerta.start()
+    try:
+        chosen = {"repo": "acme/payments-e2e", "suite": "smoke.yml", "branch": "release"}
+        assert hook(puerta, "pre-rollout", **chosen).status_code == 200
+        until(lambda: len(fake.dispatches) == 1)
+        first = fake.last_run
+        assert (first.workflow.repo, first.workflow.file, first.ref) == (
+            "acme/payments-e2e",
+            "smoke.yml",
+            "release",
+        )
+
+        other = flagger_payload("pre-rollout", namespace="staging", name="checkout", metadata={})
+        assert puerta.http.post("/hooks/pre-rollout", json=other).status_code == 200
+        until(lambda: len(fake.dispatches) == 2)
+        second = fake.last_run
+        assert (second.workflow.repo, second.workflow.file, second.ref) == (
+            REPO,
+            "e2e.yml",
+            "main",
+        )
+    finally:
+        puerta.stop()
+
+
+def test_polls_back_off_while_nothing_changes_and_after_errors(
+    gh_puerta: tuple[Puerta, FakeGitHub], clock: ManualClock
+) -> None:
+    """poll_interval 10s, max_poll_interval 1m: a run that stays the same is looked at less
+    and less often (x1.5 each time, up to the cap), a change brings the interval back, and an
+    error doubles it."""
+    puerta, fake = gh_puerta
+    fake.script = [("in_progress", None)]
+    assert hook(puerta, "pre-rollout").status_code == 200
+    until(lambda: run_status(puerta) == "queued")
+
+    def next_wait() -> float:
+        (run,) = runs(puerta)
+        due = datetime.fromisoformat(run["next_check_at"])
+        return (due - clock.now()).total_seconds()
+
+    assert next_wait() == 10  # just triggered
+    waits = []
+    for _ in range(6):
+        poll_round(puerta, clock, seconds=next_wait())
+        waits.append(next_wait())
+    # queued -> running is a change (10 s); then unchanged: 15, 22.5, 33.75, 50.6, 60 (the cap)
+    assert waits == [10, 15, 22.5, 33.75, 50.625, 60]
+
+    fake.fail_next(1, status=502)
+    errors_before = (runs(puerta)[0].get("last_error"), clock.now())
+    clock.advance(timedelta(seconds=60))
+    until(lambda: runs(puerta)[0].get("last_error") not in (None, errors_before[0]))
+    assert next_wait() == 60  # doubled, held at the cap
+    assert "HTTP 502" in runs(puerta)[0]["last_error"]
+
+
+def _tick(puerta: Puerta, calls: list[tuple[str, str]], checksum: str = "rev-a") -> list[int]:
+    """One Flagger tick: the hook calls in Flagger's order, each with its phase."""
+    answers = []
+    for name, phase in calls:
+        payload = flagger_payload(
+            name, namespace="staging", name="podinfo", checksum=checksum, phase=phase, metadata={}
+        )
+        answers.append(puerta.http.post(f"/hooks/{name}", json=payload).status_code)
+    return answers
+
+
+def test_flaggers_whole_tick_order_in_the_background_mode(
+    gh_puerta: tuple[Puerta, FakeGitHub], clock: ManualClock
+) -> None:
+    """The calls Flagger makes for one rollout, tick by tick (flagger-contract.md): the
+    rollback hook before the others in every Progressing tick, pre-rollout at weight 0,
+    confirm-traffic-increase before each step, rollout with the analysis, confirm-promotion
+    at the top, post-rollout once."""
+    puerta, fake = gh_puerta
+    fake.script = [("in_progress", None), ("completed", "success")]
+    assert _tick(puerta, [("confirm-rollout", "Initialized")]) == [200]
+    # weight 0: rollback (carry on), pre-rollout triggers and lets the canary on at once
+    assert _tick(puerta, [("rollback", "Progressing"), ("pre-rollout", "Progressing")]) == [
+        403,
+        200,
+    ]
+    until(lambda: run_status(puerta) == "queued")
+    # the first step waits for the run; the rollback hook keeps saying "carry on"
+    progressing = [("rollback", "Progressing"), ("confirm-traffic-increase", "Progressing")]
+    assert _tick(puerta, progressing) == [403, 403]
+    poll_round(puerta, clock)  # running
+    assert _tick(puerta, progressing) == [403, 403]
+    poll_round(puerta, clock)  # passed
+    assert _tick(puerta, [*progressing, ("rollout", "Progressing")]) == [403, 200, 200]
+    top = [*progressing, ("rollout", "Progressing"), ("confirm-promotion", "Progressing")]
+    assert _tick(puerta, top) == [403, 200, 200, 200]
+    assert _tick(puerta, [("post-rollout", "Succeeded")]) == [200]
+    assert len(fake.dispatches) == 1
+
+    canary = puerta.api("GET", "/canaries/staging/podinfo", token=VIEWER).json()
+    assert canary["rollout"]["status"] == "succeeded"
+    assert [r["status"] for r in canary["e2e_runs"]] == ["succeeded"]
+
+
+def test_flaggers_whole_tick_order_in_the_blocking_mode(
+    database_url: str, github: tuple[FakeGitHub, str], ticking: TickingClock
+) -> None:
+    """The blocking mode: pre-rollout holds until the run failed and answers 403; Flagger
+    calls it again next tick (threshold) and gets the same verdict from the same run, with
+    no second trigger."""
+    fake, url = github
+    fake.script = [("in_progress", None), ("completed", "failure")]
+    puerta = make_puerta(database_url, url, ticking, wait="hold", hold="30s")
+    try:
+        assert _tick(puerta, [("confirm-rollout", "Initialized")]) == [200]
+        weight_zero = [("rollback", "Progressing"), ("pre-rollout", "Progressing")]
+        assert _tick(puerta, weight_zero) == [403, 403]
+        assert _tick(puerta, weight_zero) == [200, 403]  # failed: the rollback hook says now
+        assert _tick(puerta, [("post-rollout", "Failed")]) == [200]
+        assert len(fake.dispatches) == 1
+        canary = puerta.api("GET", "/canaries/staging/podinfo", token=VIEWER).json()
+        assert canary["rollout"]["status"] == "failed"
+    finally:
+        puerta.stop()

@@ -2,13 +2,14 @@
 test's target URL, an E2E run's parameters, repository, branch or workflow.
 
 Placeholders: ``{name}``, ``{namespace}``, ``{environment}``, ``{revision}`` (the rollout's
-checksum), ``{canary_url}`` (``http://NAME-canary.NAMESPACE``, the Service Flagger creates for
-the canary), ``{primary_url}`` (``http://NAME-primary.NAMESPACE``), ``{run_id}`` (unique per
-E2E run: echo it in a GitHub workflow's ``run-name``), and ``{metadata.KEY}``, a value of the
-webhook's metadata, with an optional default after ``|`` (``{metadata.suite|smoke}``), so each
-team can pick its own suite from its Canary. A placeholder the policy misspells is an error when
-the policy loads; a metadata key the webhook did not send (and that has no default) makes the
-gate fail with a reason naming it.
+checksum; ``{checksum}`` is the same value under Flagger's name), ``{canary_url}``
+(``http://NAME-canary.NAMESPACE``, the Service Flagger creates for the canary),
+``{primary_url}`` (``http://NAME-primary.NAMESPACE``), ``{run_id}`` (unique per E2E run: echo it
+in a GitHub workflow's ``run-name``), and ``{metadata.KEY}``, a value of the webhook's
+metadata, with an optional default after ``|`` (``{metadata.suite|smoke}``), so each team can
+pick its own suite from its Canary. A placeholder the policy misspells is an error when the
+policy loads; a metadata key the webhook did not send (and that has no default) makes the gate
+fail with a reason naming it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from collections.abc import Iterable, Mapping
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 FIXED = frozenset(
-    {"name", "namespace", "environment", "revision", "canary_url", "primary_url", "run_id"}
+    {
+        "name",
+        "namespace",
+        "environment",
+        "revision",
+        "checksum",
+        "canary_url",
+        "primary_url",
+        "run_id",
+    }
 )
 
 
@@ -57,6 +67,7 @@ def canary_values(
         "namespace": namespace,
         "environment": environment or "",
         "revision": revision,
+        "checksum": revision,
         "canary_url": f"http://{name}-canary.{namespace}",
         "primary_url": f"http://{name}-primary.{namespace}",
         "run_id": run_id,
