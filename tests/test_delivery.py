@@ -1,6 +1,7 @@
 """Delivery figures (DORA's four keys): the pure computation on a hand-checked history, then
 through a running Puerta (rollouts made by Flagger's hooks, commits seeded in the database):
-the HTTP API, the CLI and the Prometheus gauges."""
+the HTTP API, the CLI and the Prometheus gauges (per canary and per environment, as
+``GET /metrics`` serves them)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
-from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from typer.testing import CliRunner
 
 from conftest import APPROVER, VIEWER, Puerta, serve_in_thread
-from puerta.api import delivery as delivery_api
 from puerta.cli.delivery import HEADER, resolve_period
 from puerta.cli.main import app as cli
 from puerta.clock import ManualClock
@@ -35,6 +35,7 @@ from puerta.service.delivery_metrics import DeliveryMetrics
 from puerta.store.db import Database
 from puerta.store.notify_tables import rollout_commits
 from puerta.store.tables import canaries
+from waiting import until
 
 T = TypeVar("T")
 H = timedelta(hours=1)
@@ -206,16 +207,6 @@ STAGING = {"environment": "staging", "namespace": "staging", "name": "podinfo"}
 PRODUCTION = {"environment": "production", "namespace": "prod", "name": "podinfo"}
 
 
-class DeliveryPuerta(Puerta):
-    """Puerta with the delivery router included (for as long as ``create_app`` does not)."""
-
-    def build_app(self) -> FastAPI:
-        app = super().build_app()
-        if not any(getattr(route, "path", None) == "/api/v1/delivery" for route in app.routes):
-            app.include_router(delivery_api.router)
-        return app
-
-
 def on_database(url: str, work: Callable[[Connection], T]) -> T:
     """Run ``work`` in one transaction on the database under test, beside the running app."""
 
@@ -229,13 +220,15 @@ def on_database(url: str, work: Callable[[Connection], T]) -> T:
     return asyncio.run(run())
 
 
-def roll_out(p: Puerta, namespace: str, base: str, revision: str, phase: str) -> datetime:
-    """One rollout of ``namespace/podinfo`` in Flagger's order: confirm-rollout (approved first
+def roll_out(
+    p: Puerta, namespace: str, base: str, revision: str, phase: str, name: str = "podinfo"
+) -> datetime:
+    """One rollout of ``namespace/name`` in Flagger's order: confirm-rollout (approved first
     in production), pre-rollout 5 minutes later, post-rollout with ``phase`` 10 minutes after
     that. Returns the instant it finished."""
-    ns = {"namespace": namespace}
+    ns = {"namespace": namespace, "name": name}
     if p.hook("confirm-rollout", checksum=base, **ns).status_code != 200:
-        approved = p.api("POST", f"/canaries/{namespace}/podinfo/approve", token=APPROVER)
+        approved = p.api("POST", f"/canaries/{namespace}/{name}/approve", token=APPROVER)
         assert approved.status_code == 200, approved.text
         assert p.hook("confirm-rollout", checksum=base, **ns).status_code == 200
     p.clock.advance(5 * M)
@@ -245,14 +238,17 @@ def roll_out(p: Puerta, namespace: str, base: str, revision: str, phase: str) ->
     return p.clock.now()
 
 
-def add_commits(p: Puerta, commits: dict[tuple[str, int], datetime | None]) -> None:
-    """What the commit resolver would have recorded for (namespace, rollout seq)."""
+def add_commits(
+    p: Puerta, commits: dict[tuple[str, int], datetime | None], name: str = "podinfo"
+) -> None:
+    """What the commit resolver would have recorded for (namespace, rollout seq) of the
+    canaries called ``name``."""
 
     def write(conn: Connection) -> None:
         for (namespace, seq), committed_at in commits.items():
             canary_id = conn.execute(
                 select(canaries.c.id).where(
-                    canaries.c.namespace == namespace, canaries.c.name == "podinfo"
+                    canaries.c.namespace == namespace, canaries.c.name == name
                 )
             ).scalar_one()
             conn.execute(
@@ -260,7 +256,7 @@ def add_commits(p: Puerta, commits: dict[tuple[str, int], datetime | None]) -> N
                     canary_id=canary_id,
                     rollout_seq=seq,
                     status="resolved" if committed_at is not None else "unresolved",
-                    repository="acme/podinfo",
+                    repository=f"acme/{name}",
                     sha=f"{seq:040x}" if committed_at is not None else None,
                     committed_at=committed_at,
                     resolved_at=p.clock.now(),
@@ -282,7 +278,7 @@ def gate(database_url: str, policy_text: str, clock: ManualClock) -> Iterator[Pu
 
     and the clock at 12:20.
     """
-    p = DeliveryPuerta(database_url, policy_text, clock).start()
+    p = Puerta(database_url, policy_text, clock).start()
     try:
         start = clock.now()
         assert roll_out(p, "staging", BASE, REV1, "Succeeded") == start + 15 * M
@@ -562,19 +558,40 @@ def test_gauges_follow_the_last_30_days(gate: Puerta) -> None:
             rate = sample("puerta_delivery_change_failure_rate", staging)
             assert rate == pytest.approx(1 / 3)
             assert sample("puerta_delivery_time_to_restore_seconds", staging) == 1800
+            assert sample("puerta_delivery_failures", staging) == 1
             assert sample("puerta_delivery_deployments", prod) == 0
+            assert sample("puerta_delivery_failures", prod) == 1
             assert sample("puerta_delivery_change_failure_rate", prod) == 1
             # undefined figures are absent, not 0
             assert sample("puerta_delivery_lead_time_seconds", prod, quantile="0.5") is None
             assert sample("puerta_delivery_time_to_restore_seconds", prod) is None
+            # each environment's totals (one canary each here: the same figures)
+            env = {"environment": "production"}
+            assert sample("puerta_delivery_environment_deployments", env) == 0
+            assert sample("puerta_delivery_environment_failures", env) == 1
+            assert sample("puerta_delivery_environment_change_failure_rate", env) == 1
+            assert sample("puerta_delivery_environment_time_to_restore_seconds", env) is None
+            env = {"environment": "staging"}
+            lead = sample("puerta_delivery_environment_lead_time_seconds", env, quantile="0.9")
+            assert lead == 7200
+            assert sample("puerta_delivery_environment_time_to_restore_seconds", env) == 1800
 
             # a month later, nothing finished in the window: every series is gone
             gate.clock.advance(timedelta(days=31))
             assert (await metrics.refresh()).groups == ()
-            for metric in ("deployments", "change_failure_rate", "time_to_restore_seconds"):
+            for metric in (
+                "deployments",
+                "failures",
+                "change_failure_rate",
+                "time_to_restore_seconds",
+            ):
                 assert sample(f"puerta_delivery_{metric}", staging) is None
                 assert sample(f"puerta_delivery_{metric}", prod) is None
+                assert sample(f"puerta_delivery_environment_{metric}", env) is None
             assert sample("puerta_delivery_lead_time_seconds", staging, quantile="0.5") is None
+            assert (
+                sample("puerta_delivery_environment_lead_time_seconds", env, quantile="0.9") is None
+            )
 
             # started and stopped, it leaves the registry as it found it (an app may start
             # again on the same registry)
@@ -587,3 +604,67 @@ def test_gauges_follow_the_last_30_days(gate: Puerta) -> None:
             await db.dispose()
 
     asyncio.run(run())
+
+
+def scrape(p: Puerta) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """``GET /metrics`` as Prometheus reads it: each ``puerta_delivery`` sample by name and
+    labels."""
+    response = p.http.get("/metrics")
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name.startswith("puerta_delivery")
+    }
+
+
+def test_metrics_endpoint_exports_environment_totals_and_failures(gate: Puerta) -> None:
+    """A second staging canary, so an environment's pooled figures differ from any canary's:
+    staging/cart #1 succeeds at 12:35 (commit 11:35: lead 1h) and #2 fails at 12:50."""
+    assert roll_out(gate, "staging", BASE, REV1, "Succeeded", name="cart") == at(26, 12, 35)
+    assert roll_out(gate, "staging", REV1, REV2, "Failed", name="cart") == at(26, 12, 50)
+    add_commits(gate, {("staging", 1): at(26, 11, 35)}, name="cart")
+    # a replica computes the figures when it starts (then every minute): restart this one, a
+    # minute later (the window ends at now, excluded)
+    gate.clock.advance(M)
+    gate.restart()
+
+    def metric(name: str, /, **labels: str) -> float | None:
+        return scrape(gate).get((f"puerta_delivery_{name}", frozenset(labels.items())))
+
+    until(lambda: metric("environment_failures", environment="staging") == 2)
+    staging, production = {"environment": "staging"}, {"environment": "production"}
+    assert metric("environment_deployments", **staging) == 3
+    assert metric("environment_deployments", **production) == 0
+    assert metric("environment_failures", **production) == 1
+    # staging's leads pooled: [40m, 1h, 2h]: median rank 2 -> 1h, p90 rank 3 -> 2h (the
+    # canaries' medians are 40m and 1h)
+    assert metric("environment_lead_time_seconds", **staging, quantile="0.5") == 3600
+    assert metric("environment_lead_time_seconds", **staging, quantile="0.9") == 7200
+    assert metric("lead_time_seconds", **STAGING, quantile="0.5") == 2400
+    cart = {**STAGING, "name": "cart"}
+    assert metric("lead_time_seconds", **cart, quantile="0.5") == 3600
+    assert metric("environment_change_failure_rate", **staging) == pytest.approx(2 / 5)
+    assert metric("environment_change_failure_rate", **production) == 1
+    # only podinfo's failure was restored (in 30m); cart's is not, and has no series
+    assert metric("environment_time_to_restore_seconds", **staging) == 1800
+    assert metric("time_to_restore_seconds", **cart) is None
+    assert metric("environment_time_to_restore_seconds", **production) is None
+
+    # the change failure rate of an environment, derived from the canaries' counts as a
+    # PromQL sum by (environment) would, is the environment's own
+    samples = scrape(gate)
+
+    def total(name: str, environment: str) -> float:
+        return sum(
+            value
+            for (sample, labels), value in samples.items()
+            if sample == f"puerta_delivery_{name}" and ("environment", environment) in labels
+        )
+
+    failures, deployments = total("failures", "staging"), total("deployments", "staging")
+    assert (failures, deployments) == (2, 3)
+    assert failures / (deployments + failures) == metric(
+        "environment_change_failure_rate", **staging
+    )

@@ -1,24 +1,30 @@
-"""Where is my commit? ``GET /api/v1/commits/{sha}`` and ``puerta where``, with rollouts made by
-calling the hooks in Flagger's order and the commit each ships written into ``rollout_commits``
-as the commit tracker would (no Kubernetes or GitHub involved; a fake commit source answers
-"does this newer commit include that one?")."""
+"""Where is my commit? ``GET /api/v1/commits/{sha}`` and ``puerta where``.
+
+The walkthrough follows one commit through staging, its promotion (a release on a fake GitHub),
+production's deployment window and production, with the commit tracker resolving each rollout
+through a fake Kubernetes and the fake GitHub. The other tests make rollouts by calling the
+hooks in Flagger's order and write the commit each ships into ``rollout_commits`` as the
+tracker would (a fake commit source answers "does this newer commit include that one?"), and
+check the pure answer where the API cannot show a case cheaply.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from typer.testing import CliRunner
 
-from conftest import APPROVER, VIEWER, Puerta
-from puerta.api import commits as commits_api
+from conftest import ADMIN, VIEWER, Puerta, serve_in_thread
+from fakes.github_repos import FakeGitHubRepos
+from fakes.kubernetes import FakeKubernetes, write_kubeconfig
 from puerta.cli.main import app as cli
 from puerta.clock import ManualClock
 from puerta.external import TransientError
@@ -27,6 +33,7 @@ from puerta.store.db import Database
 from puerta.store.notify_tables import lookup_cache
 from puerta.store.tables import canaries
 from test_manual_gates import live  # noqa: F401  (fixture)
+from waiting import until
 
 OLD, NEW, NEWER = "6d9d8b5c7f", "85d557f47b", "a1b2c3d4e5"  # Flagger checksums
 REPO = "acme/podinfo"
@@ -35,26 +42,6 @@ LATER = "9c1e5a7" + "4d" * 16 + "f"  # a newer commit of the same repository
 CIRCLE = "https://app.circleci.com/pipelines/github/acme/e2e/7"
 STAGING = {"namespace": "staging"}
 PROD = {"namespace": "prod"}
-ROUTE = "/api/v1/commits/{sha}"
-
-
-class WherePuerta(Puerta):
-    """The app under test, with the commits router until ``create_app`` includes it."""
-
-    def build_app(self) -> FastAPI:
-        app = super().build_app()
-        if not any(getattr(route, "path", None) == ROUTE for route in app.routes):
-            app.include_router(commits_api.router)
-        return app
-
-
-@pytest.fixture
-def puerta(database_url: str, policy_text: str, clock: ManualClock) -> Iterator[Puerta]:
-    app = WherePuerta(database_url, policy_text, clock).start()
-    try:
-        yield app
-    finally:
-        app.stop()
 
 
 class FakeSource:
@@ -182,27 +169,114 @@ def roll_out(puerta: Puerta, ns: dict[str, str], base: str, revision: str) -> No
     )
 
 
-def test_a_commit_followed_from_staging_to_production(puerta: Puerta) -> None:
-    # staging: Flagger starts the analysis
+JOURNEY_POLICY = """
+version: 1
+auth:
+  public_read: true
+  tokens:
+    - {{name: admin, role: admin, token_env: PUERTA_ADMIN_TOKEN}}
+    - {{name: viewer, role: viewer, token_env: PUERTA_VIEWER_TOKEN}}
+commits:
+  kubernetes:
+    default: {{kubeconfig: {kubeconfig}, context: fake}}
+  github: {{base_url: "{github}", token: {{token_env: GITHUB_TOKEN}}}}
+  rules:
+    - repository: "acme/{{name}}"
+      sha_from: image-tag
+environments:
+  staging:
+    match: [{{namespace: "staging*"}}]
+    promote:
+      to: production
+      github_release:
+        tag: "v{{date}}-{{short_sha}}"
+  production:
+    match: [{{namespace: "prod*"}}]
+    timezone: Asia/Jerusalem
+    gates:
+      confirm-rollout:
+        - type: window
+          name: work-hours
+          allow:
+            - days: Sun-Thu
+              hours: ["09:00-21:00"]
+"""
+IMAGE = f"ghcr.io/{REPO}:1.4.2-{SHA[:7]}"
+
+
+@pytest.fixture
+def journey(
+    database_url: str, clock: ManualClock, tmp_path: Path
+) -> Iterator[tuple[Puerta, FakeGitHubRepos]]:
+    """Puerta resolving commits through a fake Kubernetes (both canaries run ``IMAGE``) and a
+    fake GitHub (which knows ``SHA`` and takes the releases of staging's promotions), with a
+    deployment window on production's confirm-rollout."""
+    k8s = FakeKubernetes()
+    for namespace in ("staging", "prod"):
+        k8s.add_canary(namespace, "podinfo")
+        k8s.add_workload(namespace, "Deployment", "podinfo", containers={"podinfo": IMAGE})
+    github = FakeGitHubRepos(token="ghp-where")
+    github.add_commit(
+        REPO,
+        SHA,
+        author_email="ada@acme.example",
+        author_name="Ada Lovelace",
+        message="Fix the cart total rounding",
+    )
+    with serve_in_thread(k8s.app) as k, serve_in_thread(github.app) as g:
+        policy = JOURNEY_POLICY.format(
+            kubeconfig=write_kubeconfig(tmp_path / "kubeconfig", k), github=g
+        )
+        app = Puerta(database_url, policy, clock)
+        app.environ["GITHUB_TOKEN"] = "ghp-where"
+        app.start()
+        try:
+            yield app, github
+        finally:
+            app.stop()
+
+
+def found_yet(puerta: Puerta) -> bool:
+    """Whether the commit tracker (a background worker) has resolved a rollout to ``SHA``."""
+    return bool(puerta.api("GET", f"/commits/{SHA[:7]}").status_code == 200)
+
+
+def production(puerta: Puerta) -> dict[str, Any]:
+    found: dict[str, Any] = where(puerta)["by_env"]["production"]
+    return found
+
+
+def test_a_commit_followed_from_staging_to_production(
+    journey: tuple[Puerta, FakeGitHubRepos],
+) -> None:
+    puerta, github = journey
+    jerusalem = "Asia/Jerusalem"
+    freeze = {"environment": "production", "reason": "incident 142"}
+    frozen = puerta.api("POST", "/freezes", token=ADMIN, json=freeze)
+    assert frozen.status_code in (200, 201), frozen.text
+
+    # staging: Flagger starts the analysis; the tracker learns the commit from the workload
     assert (
         puerta.hook("confirm-rollout", checksum=OLD, phase="Initialized", **STAGING).status_code
         == 200
     )
     puerta.clock.advance(timedelta(minutes=1))
     assert puerta.hook("pre-rollout", checksum=NEW, **STAGING).status_code == 200
-    ship(puerta, "staging/podinfo", 1, SHA)
     started = minute(puerta)
+    until(lambda: found_yet(puerta))
     found = where(puerta)
-    assert found["repository"] == REPO and found["sha"] == SHA
-    assert found["commit"]["title"] == "Commit 3f9a2c1"
-    assert found["commit"]["author_name"] == "Ada Lovelace"
-    assert found["commit"]["url"] == f"https://github.com/{REPO}/commit/{SHA}"
+    assert (found["repository"], found["sha"]) == (REPO, SHA)
+    assert (found["commit"]["title"], found["commit"]["author_name"]) == (
+        "Fix the cart total rounding",
+        "Ada Lovelace",
+    )
     assert [e["environment"] for e in found["environments"]] == ["staging", "production"]
     staging = found["by_env"]["staging"]
-    assert (staging["state"], staging["canary"], staging["rollout_seq"]) == (
+    assert (staging["state"], staging["canary"], staging["rollout_seq"], staging["image"]) == (
         "progressing",
         "staging/podinfo",
         1,
+        IMAGE,
     )
     assert staging["text"] == f"not in staging yet: rolling out since {started}"
     assert found["by_env"]["production"]["state"] == "not-deployed"
@@ -210,50 +284,93 @@ def test_a_commit_followed_from_staging_to_production(puerta: Puerta) -> None:
         f"not in staging yet: rolling out since {started}; not deployed to production"
     )
 
-    # staging: promoted
+    # staging: succeeded; its promotion to production waits for the freeze
     puerta.clock.advance(timedelta(minutes=5))
     assert (
         puerta.hook("post-rollout", checksum=NEW, phase="Succeeded", **STAGING).status_code == 200
     )
     in_staging = minute(puerta)
+    until(lambda: production(puerta)["state"] == "promotion")
+    until(lambda: production(puerta)["promotion"]["status"] == "held")
+    (promotion,) = puerta.api("GET", "/promotions", token=VIEWER).json()["promotions"]
+    held = promotion["held_reason"]
+    assert "incident 142" in held
     found = where(puerta)
-    staging = found["by_env"]["staging"]
-    assert staging["state"] == "live"
-    assert staging["image"] == "ghcr.io/acme/podinfo:3f9a2c1"
-    assert staging["since"].startswith(puerta.clock.now().strftime("%Y-%m-%dT%H:%M"))
-    assert found["summary"] == f"in staging since {in_staging}; not deployed to production"
+    staging, prod = found["by_env"]["staging"], found["by_env"]["production"]
+    assert (staging["state"], staging["text"]) == ("live", f"in staging since {in_staging}")
+    assert (prod["canary"], prod["rollout_seq"], prod["reason"]) == ("staging/podinfo", 1, held)
+    assert prod["text"] == f"promotion to production held: {held}"
+    assert prod["promotion"]["from_environment"] == "staging"
+    assert found["summary"] == f"in staging since {in_staging}; {prod['text']}"
+    assert github.releases == []
+    with serve_in_thread(puerta.build_app()) as server:
+        code, out = run("where", SHA[:7], "--server", server)
+    assert code == 0, out
+    assert out.splitlines()[1:4] == [
+        found["summary"],
+        f"  staging     in staging since {in_staging}  [staging/podinfo #1]",
+        f"  production  {prod['text']}  [from staging/podinfo #1]",
+    ]
 
-    # production: waits for the release manager
-    puerta.clock.advance(timedelta(hours=1))
-    assert (
-        puerta.hook("confirm-rollout", checksum=OLD, phase="Succeeded", **PROD).status_code == 403
+    # the freeze is lifted: the promotion makes the release, and production has it coming
+    lifted = puerta.api("POST", "/environments/production/unfreeze", token=ADMIN, json={})
+    assert lifted.status_code == 200, lifted.text
+    puerta.clock.advance(timedelta(seconds=31))
+    until(lambda: production(puerta)["promotion"]["status"] == "done")
+    (release,) = github.releases
+    assert (release.tag_name, release.target_sha) == (f"v20261126-{SHA[:7]}", SHA)
+    prod = production(puerta)
+    assert prod["state"] == "promotion"
+    assert (prod["promotion"]["tag"], prod["promotion"]["url"], prod["link"]) == (
+        release.tag_name,
+        release.html_url,
+        release.html_url,
     )
-    ship(puerta, "prod/podinfo", 1, SHA)
-    found = where(puerta)
-    production = found["by_env"]["production"]
-    waiting = "waiting for manual approval (puerta approve prod/podinfo)"
-    assert (production["state"], production["reason"]) == ("waiting", waiting)
-    assert production["text"] == f"not in production yet: {waiting}"
-    assert found["summary"] == f"in staging since {in_staging}; not in production yet: {waiting}"
+    assert prod["text"] == (
+        f"promoted to production at {minute(puerta, jerusalem)} "
+        f"(release {release.tag_name}, {release.html_url}); not live there yet"
+    )
 
-    # production: approved, rolled out and promoted
-    approved = puerta.api("POST", "/canaries/prod/podinfo/approve", token=APPROVER)
-    assert approved.status_code == 200, approved.text
+    # production's pipeline deploys it after hours: the window gate holds the rollout
+    puerta.clock.set(datetime(2026, 11, 26, 20, 0, tzinfo=UTC))  # Thu 22:00 in Jerusalem
+    refused = puerta.hook("confirm-rollout", checksum=OLD, phase="Succeeded", **PROD)
+    assert refused.status_code == 403
+    window = refused.text  # the gate's own words, as Flagger was told
+    assert window == (
+        "outside the production deployment window (Sun-Thu 09:00-21:00 Asia/Jerusalem); "
+        "opens Sun 2026-11-29 09:00 IST, in 2d 11h; 1st in line"
+    )
+    until(lambda: production(puerta)["state"] == "waiting")
+    found = where(puerta)
+    prod = found["by_env"]["production"]
+    assert (prod["canary"], prod["rollout_seq"], prod["reason"]) == ("prod/podinfo", 1, window)
+    assert prod["text"] == f"not in production yet: {window}"
+    assert prod["at"] == "2026-11-29T07:00:00Z"  # when the window opens
+    assert prod["promotion"] is None
+    assert found["summary"] == f"in staging since {in_staging}; not in production yet: {window}"
+    with serve_in_thread(puerta.build_app()) as server:
+        code, out = run("where", SHA[:7], "--server", server)
+    assert code == 0, out
+    assert f"  production  not in production yet: {window}  [prod/podinfo #1]" in out.splitlines()
+
+    # Sunday 09:00 in Jerusalem: the window opens and Flagger rolls it out
+    puerta.clock.set(datetime(2026, 11, 29, 7, 0, tzinfo=UTC))
     assert (
         puerta.hook("confirm-rollout", checksum=OLD, phase="Succeeded", **PROD).status_code == 200
     )
     assert puerta.hook("pre-rollout", checksum=NEW, **PROD).status_code == 200
-    found = where(puerta)
-    assert found["by_env"]["production"]["state"] == "progressing"
-    assert found["summary"].startswith(f"in staging since {in_staging}; not in production yet: ")
+    prod = production(puerta)
+    assert prod["state"] == "progressing"
+    assert prod["text"] == f"not in production yet: rolling out since {minute(puerta, jerusalem)}"
+
     puerta.clock.advance(timedelta(minutes=10))
     assert puerta.hook("post-rollout", checksum=NEW, phase="Succeeded", **PROD).status_code == 200
     found = where(puerta)
     assert found["by_env"]["production"]["state"] == "live"
     # production's people read Jerusalem time
-    assert found["summary"] == f"in production since {minute(puerta, 'Asia/Jerusalem')}"
+    assert found["summary"] == f"in production since {minute(puerta, jerusalem)}"
     assert found["summary"].endswith(" IST")
-    assert found["contains_checked"] is False  # the test app has no GitHub access
+    assert found["contains_checked"] is True  # nothing newer to compare with GitHub
 
     # the full SHA, in capitals, names the same commit
     assert ask(puerta, SHA.upper())["repositories"][0]["summary"] == found["summary"]
@@ -552,3 +669,87 @@ def test_the_dashboard_search_answers_where_the_commit_is(puerta: Puerta) -> Non
     unknown = puerta.http.get("/ui/commits", params={"q": "abcdef1234"})
     assert "Where this commit is" not in unknown.text
     assert "Puerta does not know commits yet" in unknown.text
+
+
+def test_a_promotion_answers_until_a_rollout_there_tells_more(clock: ManualClock) -> None:
+    """The pure answer for the promotion states the walkthrough cannot hold still (pending,
+    retried, failed, done without a release), and for a commit promoted again after its
+    production rollout failed."""
+    from zoneinfo import ZoneInfo
+
+    from puerta.domain import whereabouts as w
+
+    now = clock.now()
+    envs = [w.Environment("staging"), w.Environment("production", ZoneInfo("Asia/Jerusalem"))]
+
+    def staging(seq: int, promotion: w.Promotion) -> w.SeenRollout:
+        return w.SeenRollout(
+            canary="staging/podinfo",
+            canary_id=1,
+            seq=seq,
+            environment="staging",
+            status="succeeded",
+            started_at=now - timedelta(hours=3 - seq),
+            finished_at=now - timedelta(hours=3 - seq, minutes=-5),
+            repository=REPO,
+            sha=SHA,
+            promotion=promotion,
+        )
+
+    def production(*shipments: w.SeenRollout) -> w.Place:
+        running = [r for r in shipments if r.status == "succeeded"][-1:]  # staging's latest
+        answer = w.locate(
+            repository=REPO,
+            sha=SHA,
+            environments=envs,
+            shipments=shipments,
+            live=running,
+            answers={},
+            now=now,
+        )
+        return answer.places[1]
+
+    sent = w.Promotion("production", "pending", now, from_environment="staging")
+    place = production(staging(1, sent))
+    assert (place.state, place.text, place.since) == (
+        w.State.PROMOTION,
+        "promotion to production pending",
+        now,
+    )
+    assert (place.canary, place.rollout_seq, place.promotion) == ("staging/podinfo", 1, sent)
+    retried = replace(sent, last_error="github: 502 Bad Gateway")
+    assert production(staging(1, retried)).text == (
+        "promotion to production pending (retrying after: github: 502 Bad Gateway)"
+    )
+    failed = replace(sent, status="failed", last_error="no GitHub configured (commits.github)")
+    place = production(staging(1, failed))
+    assert place.text == "promotion to production failed: no GitHub configured (commits.github)"
+    assert place.reason == "no GitHub configured (commits.github)"
+    dispatched = replace(sent, status="done", done_at=now + timedelta(minutes=1))
+    place = production(staging(1, dispatched))
+    assert place.text == "promoted to production at 2026-11-26 12:01 IST; not live there yet"
+    assert (place.since, place.link) == (now + timedelta(minutes=1), None)
+
+    # production's rollout of the commit failed; staging rolled it out again and promoted it
+    # anew: the new promotion is the news; before it, the failure was
+    rolled_back = w.SeenRollout(
+        canary="prod/podinfo",
+        canary_id=2,
+        seq=4,
+        environment="production",
+        status="failed",
+        started_at=now - timedelta(hours=1, minutes=30),
+        finished_at=now - timedelta(hours=1),
+        repository=REPO,
+        sha=SHA,
+    )
+    first = replace(sent, status="done", created_at=now - timedelta(hours=2))
+    assert production(staging(1, first), rolled_back).state is w.State.FAILED
+    again = replace(sent, status="held", held_reason="production is frozen: incident 142")
+    place = production(staging(1, first), staging(2, again), rolled_back)
+    assert (place.state, place.rollout_seq) == (w.State.PROMOTION, 2)
+    assert place.text == "promotion to production held: production is frozen: incident 142"
+    # a production rollout under way tells more than any promotion
+    under_way = replace(rolled_back, seq=5, status="progressing", started_at=now, finished_at=None)
+    place = production(staging(1, first), staging(2, again), rolled_back, under_way)
+    assert (place.state, place.rollout_seq, place.promotion) == (w.State.PROGRESSING, 5, None)

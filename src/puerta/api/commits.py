@@ -20,7 +20,7 @@ from puerta.api.admin import ERRORS, reader
 from puerta.api.auth import Principal
 from puerta.api.text_guard import storable_parameters
 from puerta.commits.base import CommitSource
-from puerta.domain.whereabouts import Place
+from puerta.domain.whereabouts import Place, Promotion
 from puerta.service.whereabouts import CommitReport, WhereaboutsService
 
 router = APIRouter(prefix="/api/v1", tags=["commits"], dependencies=[Depends(storable_parameters)])
@@ -39,8 +39,9 @@ async def where_is_commit(
     _: Annotated[Principal | None, Depends(reader)],
 ) -> out.CommitWhereabouts:
     """Where a commit is in each environment (policy order): live, live through a newer
-    commit, waiting (and for what), rolling out, failed (and why), replaced, or not deployed,
-    with a one-line summary. ``sha``: at least 7 hexadecimal characters."""
+    commit, waiting (and for what), rolling out, failed (and why), replaced, on its way by a
+    promotion (pending, held, done, failed), or not deployed, with a one-line summary.
+    ``sha``: at least 7 hexadecimal characters."""
     source: CommitSource | None = getattr(request.app.state, "commit_source", None)
     service = WhereaboutsService(
         request.app.state.db,
@@ -93,6 +94,20 @@ def _place(place: Place) -> out.EnvironmentWhereabouts:
         image=place.image,
         through=place.through,
         note=place.note,
+        promotion=_promotion(place.promotion) if place.promotion is not None else None,
+    )
+
+
+def _promotion(promotion: Promotion) -> out.PromotionOut:
+    return out.PromotionOut(
+        status=promotion.status,  # the table holds only these four
+        from_environment=promotion.from_environment,
+        created_at=promotion.created_at.astimezone(UTC),
+        done_at=_utc(promotion.done_at),
+        held_reason=promotion.held_reason,
+        error=promotion.last_error,
+        tag=promotion.tag,
+        url=promotion.url,
     )
 
 

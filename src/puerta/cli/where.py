@@ -1,9 +1,10 @@
 """``puerta where SHA``: is my commit in production yet, and if not, where is it stuck and why?
 
 Prints, for each repository the commit belongs to, the commit, the one-line summary and a line
-per environment (policy order). Text that came from GitHub or a CI provider (titles, reasons,
-links) is printed on one line with control characters escaped, so it cannot drive the terminal
-of whoever reads it.
+per environment (policy order), with the rollout the line is about (for an environment the
+commit is on its way to by a promotion: the promoted rollout, ``from`` the environment before).
+Text that came from GitHub or a CI provider (titles, reasons, links) is printed on one line
+with control characters escaped, so it cannot drive the terminal of whoever reads it.
 """
 
 from __future__ import annotations
@@ -53,15 +54,21 @@ def _print_repository(found: dict[str, Any]) -> None:
     places = found["environments"]
     width = max((len(p["environment"]) for p in places), default=0)
     for place in places:
-        rollout = ""
-        if place.get("canary"):
-            rollout = f"  [{place['canary']} #{place['rollout_seq']}]"
-        typer.echo(_line(f"  {place['environment'].ljust(width)}  {place['text']}{rollout}"))
+        typer.echo(_line(f"  {place['environment'].ljust(width)}  {place['text']}{_about(place)}"))
     if not found.get("contains_checked", True):
         typer.echo(
             "  (newer live commits were not all compared with this one, so it may be live "
             "through one of them)"
         )
+
+
+def _about(place: dict[str, Any]) -> str:
+    """``  [prod/podinfo #9]``: the rollout a line is about; a promotion's rollout ran in
+    another environment, so it is marked ``from`` (``[from staging/podinfo #14]``)."""
+    if not place.get("canary"):
+        return ""
+    source = "from " if place.get("promotion") else ""
+    return f"  [{source}{place['canary']} #{place['rollout_seq']}]"
 
 
 def _line(value: str) -> str:

@@ -14,6 +14,10 @@ policy's order, and a one-line summary:
   **superseded** (a newer revision replaced it before it finished) or **replaced** (it was
   live, and a later rollout of a commit that does not include it, or not known to, replaced
   it);
+* **promotion**: no rollout in the environment has shipped it (or its latest one ended before
+  the commit was sent on again), but a rollout that shipped it succeeded in an environment
+  with a ``promote`` section naming this one: the promotion says where it is (pending, held
+  by a freeze or a halt, done with its release, or failed and why);
 * **not-deployed**: no rollout in the environment has shipped it.
 
 The caller reads the rows (``service/whereabouts.py``); nothing here touches the database, the
@@ -23,7 +27,7 @@ clock or GitHub, so every state is tested without them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
@@ -41,6 +45,7 @@ class State(StrEnum):
     FAILED = "failed"
     SUPERSEDED = "superseded"
     REPLACED = "replaced"
+    PROMOTION = "promotion"
     NOT_DEPLOYED = "not-deployed"
 
 
@@ -50,6 +55,9 @@ _IN_FLIGHT = {
     "confirmed": State.WAITING,
     "progressing": State.PROGRESSING,
 }
+#: the states of an environment's latest rollout of the commit that a later promotion of the
+#: commit into it is news after (an in-flight or live rollout tells more than the promotion)
+_OVER = frozenset({State.FAILED, State.SUPERSEDED, State.REPLACED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,23 @@ class Rollback:
 
 
 @dataclass(frozen=True, slots=True)
+class Promotion:
+    """The promotion of a rollout that shipped the commit: Puerta sending the commit on from
+    ``from_environment`` (where the rollout succeeded) to ``to_environment`` (its ``promote``
+    section), e.g. by a GitHub release that starts the production pipeline."""
+
+    to_environment: str
+    status: str  # pending | held | done | failed
+    created_at: datetime
+    from_environment: str | None = None
+    held_reason: str | None = None  # held: the freeze or halt
+    tag: str | None = None  # done, github_release: the release's tag ...
+    url: str | None = None  # ... and its page
+    last_error: str | None = None  # failed: why; pending: why the last attempt did not go
+    done_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SeenRollout:
     """One rollout of one canary and the commit it ships (``repository``/``sha``: None when
     Puerta could not tell what the rollout ships)."""
@@ -98,6 +123,7 @@ class SeenRollout:
     retry_at: datetime | None = None
     e2e_failure: E2EFailure | None = None
     rollback: Rollback | None = None
+    promotion: Promotion | None = None  # succeeded in an environment that promotes
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +145,10 @@ class Place:
 
     ``since``: when the current state began (live: when the rollout finished; waiting and
     progressing: when that started); ``at``: failed, superseded, replaced: when that happened;
-    waiting, progressing: when the answer may change (a window opens), if known.
+    waiting, progressing: when the answer may change (a window opens), if known; promotion:
+    ``since`` when it was recorded (done: when it was carried out). ``canary`` and
+    ``rollout_seq`` name the rollout the answer is about (promotion: the promoted one, in the
+    environment before).
     """
 
     environment: str
@@ -134,6 +163,7 @@ class Place:
     image: str | None = None
     through: str | None = None  # the newer commit that brought it
     note: str | None = None  # a comparison that could not be made
+    promotion: Promotion | None = None  # state promotion: the promotion into this environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,15 +249,17 @@ def locate(
     rollout (of this repository, and of every canary in ``shipments``); ``answers``: what the
     caller learnt for each of :func:`needed_checks` (a missing one counts as
     :data:`NOT_CHECKED`); ``can_check``: False when the caller has no way to compare commits.
-    Environments that are not in ``environments`` (renamed or removed from the policy, or none
-    matched) follow the policy's, when a rollout names them.
+    A shipment's ``promotion`` answers for its target environment while no rollout there
+    tells more (see :func:`_promotion_is_news`). Environments that are not in
+    ``environments`` (renamed or removed from the policy, or none matched) follow the
+    policy's, when a rollout or promotion names them.
     """
     order = [env.name for env in environments]
     zones = {env.name: env.zone for env in environments}
-    extra = sorted(
-        {_environment_of(r) for r in (*shipments, *live)} - set(order),
-        key=lambda name: (name == UNMATCHED, name),
-    )
+    promoted = [r for r in shipments if r.promotion is not None]
+    named = {_environment_of(r) for r in (*shipments, *live)}
+    named |= {r.promotion.to_environment for r in promoted if r.promotion is not None}
+    extra = sorted(named - set(order), key=lambda name: (name == UNMATCHED, name))
     places: list[Place] = []
     checked = can_check
     for name in (*order, *extra):
@@ -240,6 +272,7 @@ def locate(
             [r for r in live if _environment_of(r) == name],
             answers,
             now,
+            [r for r in promoted if r.promotion is not None and r.promotion.to_environment == name],
         )
         places.append(place)
         checked = checked and known
@@ -261,8 +294,10 @@ def _place(
     live: Sequence[SeenRollout],
     answers: Mapping[str, Containment],
     now: datetime,
+    promoted: Sequence[SeenRollout] = (),
 ) -> tuple[Place, bool]:
-    """The answer for one environment, and whether every comparison it needed was made."""
+    """The answer for one environment, and whether every comparison it needed was made.
+    ``promoted``: the rollouts (in other environments) whose promotion sends the commit here."""
     direct = [r for r in live if _ships(r, repository, sha)]
     if direct:
         first = min(direct, key=_went_live)
@@ -293,6 +328,9 @@ def _place(
     else:
         replacement = next((r for r in live if r.canary_id == latest.canary_id), None)
         place = _not_live(latest, env, zone, now, replacement, answers)
+    sent = max(promoted, key=_promoted_when, default=None)
+    if sent is not None and _promotion_is_news(place, latest, sent):
+        place = _promotion_place(sent, env, zone)
     if note is not None:
         shown = note
         if (
@@ -308,6 +346,63 @@ def _place(
 
 def _went_live(rollout: SeenRollout) -> tuple[datetime, int]:
     return (rollout.finished_at or rollout.started_at, rollout.seq)
+
+
+def _promoted_when(rollout: SeenRollout) -> tuple[datetime, int]:
+    """Newest promotion last: a commit promoted twice (rolled out again) is told by the
+    latest, which is the one the target environment's pipeline acts on."""
+    assert rollout.promotion is not None  # only promoted rollouts are compared
+    return (rollout.promotion.created_at, rollout.seq)
+
+
+def _promotion_is_news(place: Place, latest: SeenRollout | None, sent: SeenRollout) -> bool:
+    """Whether the promotion of ``sent`` says more about the environment than ``place``: the
+    environment has no rollout of the commit yet, or its latest one ended (failed, superseded,
+    replaced) and started before the commit was sent on again. A rollout under way or live
+    there is always the better answer: the promotion has done its part."""
+    promotion = sent.promotion
+    if promotion is None:
+        return False
+    if place.state is State.NOT_DEPLOYED:
+        return True
+    return place.state in _OVER and latest is not None and latest.started_at < promotion.created_at
+
+
+def _promotion_place(sent: SeenRollout, env: str, zone: tzinfo) -> Place:
+    """The environment as the promotion into it tells: pending, held (why), done (when, and
+    the release), or failed (why)."""
+    promotion = sent.promotion
+    assert promotion is not None  # only called for a promoted rollout
+    reason: str | None
+    since: datetime | None = promotion.created_at
+    link: str | None = None
+    if promotion.status == "held":
+        reason = promotion.held_reason or "held"
+        text = f"promotion to {env} held: {reason}"
+    elif promotion.status == "done":
+        reason = None
+        since = promotion.done_at or promotion.created_at
+        link = promotion.url
+        text = _promoted(promotion, env, zone)
+    elif promotion.status == "failed":
+        reason = promotion.last_error or "no reason recorded"
+        text = f"promotion to {env} failed: {reason}"
+    else:  # pending: not tried yet, or retried after a transient failure
+        reason = promotion.last_error
+        retry = f" (retrying after: {reason})" if reason else ""
+        text = f"promotion to {env} pending{retry}"
+    place = _about(sent, env, State.PROMOTION, text, reason=reason, since=since, link=link)
+    return replace(place, promotion=promotion)
+
+
+def _promoted(promotion: Promotion, env: str, zone: tzinfo) -> str:
+    """A done promotion: when, and what it made (the release and its page), so the reader can
+    follow the target environment's pipeline from there."""
+    when = f" at {_at(promotion.done_at, zone)}" if promotion.done_at else ""
+    made = [f"release {promotion.tag}"] if promotion.tag else []
+    made += [promotion.url] if promotion.url else []
+    what = f" ({', '.join(made)})" if made else ""
+    return f"promoted to {env}{when}{what}; not live there yet"
 
 
 def _not_live(
@@ -419,20 +514,7 @@ def _unknown_note(unknown: Sequence[tuple[SeenRollout, Containment]]) -> str | N
 
 
 def _with_note(place: Place, note: str, shown: str) -> Place:
-    return Place(
-        environment=place.environment,
-        state=place.state,
-        text=f"{place.text} ({shown})",
-        reason=place.reason,
-        since=place.since,
-        at=place.at,
-        link=place.link,
-        canary=place.canary,
-        rollout_seq=place.rollout_seq,
-        image=place.image,
-        through=place.through,
-        note=note,
-    )
+    return replace(place, text=f"{place.text} ({shown})", note=note)
 
 
 def _about(

@@ -6,6 +6,15 @@ when a rollout finishes. So each replica recomputes them every ``interval`` seco
 the last answer; a scrape costs nothing. Every replica reads the same database and so exports
 the same values (aggregate with ``max``, not ``sum``, across replicas).
 
+Two families of gauges: ``puerta_delivery_*`` by environment and canary, and
+``puerta_delivery_environment_*`` by environment alone, where every canary's values are pooled
+as the API's ``environments`` totals are. The environment's own series are separate metrics
+rather than the canary gauges with empty ``namespace`` and ``name`` labels, so that a ``sum by
+(environment)`` over the canary gauges never counts a total twice; and they exist because a
+pooled median or percentile cannot be derived from per-canary gauges. Both families carry the
+failure count beside the deployment count, so the change failure rate can be summed over any
+grouping: ``sum(failures) / (sum(deployments) + sum(failures))``.
+
 A series whose canary no longer has data in the window (or whose figure became undefined) is
 removed, not left at its last value: a stale gauge would claim a lead time nobody has anymore.
 A failed round (the database restarting) is logged and keeps the previous values.
@@ -22,7 +31,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
 from puerta.clock import Clock
-from puerta.domain.delivery import DeliveryReport, figures
+from puerta.domain.delivery import DeliveryReport, Figures, figures
 from puerta.store.db import Database
 from puerta.store.delivery import rollout_records
 
@@ -32,7 +41,72 @@ log = structlog.get_logger("puerta.delivery")
 WINDOW = timedelta(days=30)
 
 _CANARY = ("environment", "namespace", "name")
+_ENVIRONMENT = ("environment",)
 _Labels = tuple[str, ...]
+
+
+class _FigureGauges:
+    """The gauges of one family (``prefix``), labelled by ``labels``: one series per group of
+    the report (a canary in an environment, or an environment)."""
+
+    def __init__(
+        self, registry: CollectorRegistry, prefix: str, labels: _Labels, days: str, by: str
+    ) -> None:
+        self.deployments = Gauge(
+            f"{prefix}_deployments",
+            f"Rollouts that succeeded in {days}, {by}.",
+            labels,
+            registry=registry,
+        )
+        self.failures = Gauge(
+            f"{prefix}_failures",
+            f"Rollouts that failed (Flagger rolled back) in {days}, {by}.",
+            labels,
+            registry=registry,
+        )
+        self.lead_time = Gauge(
+            f"{prefix}_lead_time_seconds",
+            f"Commit to live of the rollouts that succeeded in {days} (nearest-rank "
+            f"quantile 0.5 or 0.9), {by}; absent without known commit times.",
+            (*labels, "quantile"),
+            registry=registry,
+        )
+        self.change_failure_rate = Gauge(
+            f"{prefix}_change_failure_rate",
+            f"Failed / (succeeded + failed) rollouts in {days}, {by}.",
+            labels,
+            registry=registry,
+        )
+        self.time_to_restore = Gauge(
+            f"{prefix}_time_to_restore_seconds",
+            f"Median time from a failed rollout in {days} to the next success of the canary "
+            f"in the environment, {by}; absent when none was restored.",
+            labels,
+            registry=registry,
+        )
+        self.all = (
+            self.deployments,
+            self.failures,
+            self.lead_time,
+            self.change_failure_rate,
+            self.time_to_restore,
+        )
+
+    def values(
+        self, labels: _Labels, numbers: Figures, into: dict[Gauge, dict[_Labels, float]]
+    ) -> None:
+        """Put the series of one group into ``into``; an undefined figure gets no series (an
+        absent series says "unknown", where 0 would claim a value)."""
+        into[self.deployments][labels] = numbers.deployments
+        into[self.failures][labels] = numbers.failures
+        for quantile, lead in (("0.5", numbers.lead_time_median), ("0.9", numbers.lead_time_p90)):
+            if lead is not None:
+                into[self.lead_time][(*labels, quantile)] = lead.total_seconds()
+        if numbers.change_failure_rate is not None:
+            into[self.change_failure_rate][labels] = numbers.change_failure_rate
+        if numbers.time_to_restore_median is not None:
+            restore = numbers.time_to_restore_median.total_seconds()
+            into[self.time_to_restore][labels] = restore
 
 
 class DeliveryMetrics:
@@ -54,40 +128,18 @@ class DeliveryMetrics:
         self.interval = interval
         self.window = window
         days = f"the last {window.days} days" if window.days else "the recent window"
-        self.deployments = Gauge(
-            "puerta_delivery_deployments",
-            f"Rollouts that succeeded in {days}, by environment and canary.",
-            _CANARY,
-            registry=registry,
+        self.canaries = _FigureGauges(
+            registry, "puerta_delivery", _CANARY, days, "by environment and canary"
         )
-        self.lead_time = Gauge(
-            "puerta_delivery_lead_time_seconds",
-            f"Commit to live of the rollouts that succeeded in {days} (nearest-rank "
-            "quantile 0.5 or 0.9), by environment and canary; absent without known commit times.",
-            (*_CANARY, "quantile"),
-            registry=registry,
-        )
-        self.change_failure_rate = Gauge(
-            "puerta_delivery_change_failure_rate",
-            f"Failed / (succeeded + failed) rollouts in {days}, by environment and canary.",
-            _CANARY,
-            registry=registry,
-        )
-        self.time_to_restore = Gauge(
-            "puerta_delivery_time_to_restore_seconds",
-            f"Median time from a failed rollout in {days} to the next success of the canary "
-            "in the environment, by environment and canary; absent when none was restored.",
-            _CANARY,
-            registry=registry,
+        self.environments = _FigureGauges(
+            registry,
+            "puerta_delivery_environment",
+            _ENVIRONMENT,
+            days,
+            "by environment, every canary's values pooled",
         )
         self._series: dict[Gauge, set[_Labels]] = {
-            gauge: set()
-            for gauge in (
-                self.deployments,
-                self.lead_time,
-                self.change_failure_rate,
-                self.time_to_restore,
-            )
+            gauge: set() for gauge in (*self.canaries.all, *self.environments.all)
         }
         self._registry: CollectorRegistry | None = registry
         self._task: asyncio.Task[None] | None = None
@@ -122,19 +174,9 @@ class DeliveryMetrics:
         values: dict[Gauge, dict[_Labels, float]] = {gauge: {} for gauge in self._series}
         for group in report.groups:
             canary = (group.environment or "", group.namespace, group.name)
-            numbers = group.figures
-            values[self.deployments][canary] = numbers.deployments
-            for quantile, lead in (
-                ("0.5", numbers.lead_time_median),
-                ("0.9", numbers.lead_time_p90),
-            ):
-                if lead is not None:
-                    values[self.lead_time][(*canary, quantile)] = lead.total_seconds()
-            if numbers.change_failure_rate is not None:
-                values[self.change_failure_rate][canary] = numbers.change_failure_rate
-            if numbers.time_to_restore_median is not None:
-                restore = numbers.time_to_restore_median.total_seconds()
-                values[self.time_to_restore][canary] = restore
+            self.canaries.values(canary, group.figures, values)
+        for total in report.environments:
+            self.environments.values((total.environment or "",), total.figures, values)
         for gauge, series in values.items():
             for labels in self._series[gauge] - series.keys():
                 with contextlib.suppress(KeyError):

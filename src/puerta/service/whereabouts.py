@@ -10,6 +10,8 @@ workload's image); this module reads, in one read transaction:
 * each canary's latest succeeded rollout (what runs now) where it ships the same repository,
   or where the canary ever shipped the commit;
 * the failed E2E runs and manual rollbacks of the failed rollouts (the reason it failed);
+* the promotions of the succeeded ones (where the commit was sent on to: pending, held, done
+  with its release, or failed), which answer for an environment the commit has not reached;
 * the cached ``contains`` answers.
 
 Then it asks the commit source (GitHub) whether newer live commits include the asked one, for
@@ -44,6 +46,7 @@ from puerta.policy.model import CompiledPolicy
 from puerta.store import outbox
 from puerta.store.db import Database
 from puerta.store.notify_tables import rollout_commits
+from puerta.store.promotion_tables import promotions
 from puerta.store.tables import canaries, ci_runs, manual_actions, rollouts
 
 log = structlog.get_logger("puerta.whereabouts")
@@ -190,12 +193,14 @@ class WhereaboutsService:
         failed = [row for row in shipped if row.status == "failed"]
         e2e = _failed_e2e(conn, failed)
         rollbacks = _rollbacks(conn, failed)
+        promoted = _promotions(conn, [row for row in shipped if row.status == "succeeded"])
         shipments = {
             _repo_key(group.repository): [
                 _seen(
                     row,
                     e2e=e2e.get((row.canary_id, row.seq)),
                     rollback=rollbacks.get((row.canary_id, row.seq)),
+                    promotion=promoted.get((row.canary_id, row.seq)),
                 )
                 for row in group.rows
             ]
@@ -468,11 +473,57 @@ def _rollbacks(conn: Connection, failed: Sequence[_Row]) -> dict[tuple[int, int]
     return found
 
 
+def _promotions(
+    conn: Connection, succeeded: Sequence[_Row]
+) -> dict[tuple[int, int], where.Promotion]:
+    """The promotion of each succeeded rollout that has one (one per rollout at most): where
+    the commit went next, and how far that got."""
+    if not succeeded:
+        return {}
+    wanted = {(row.canary_id, row.seq): row.environment for row in succeeded}
+    query = (
+        select(
+            promotions.c.canary_id,
+            promotions.c.rollout_seq,
+            promotions.c.to_environment,
+            promotions.c.status,
+            promotions.c.held_reason,
+            promotions.c.tag,
+            promotions.c.url,
+            promotions.c.last_error,
+            promotions.c.created_at,
+            promotions.c.done_at,
+        )
+        .where(
+            promotions.c.canary_id.in_(sorted({cid for cid, _ in wanted})),
+            promotions.c.rollout_seq.in_(sorted({seq for _, seq in wanted})),
+        )
+        .order_by(promotions.c.id)
+    )
+    found: dict[tuple[int, int], where.Promotion] = {}
+    for row in conn.execute(query).all():
+        key = (row.canary_id, row.rollout_seq)
+        if key in wanted:
+            found[key] = where.Promotion(
+                to_environment=row.to_environment,
+                status=row.status,
+                created_at=row.created_at,
+                from_environment=wanted[key],
+                held_reason=row.held_reason,
+                tag=row.tag,
+                url=row.url,
+                last_error=row.last_error,
+                done_at=row.done_at,
+            )
+    return found
+
+
 def _seen(
     row: _Row,
     *,
     e2e: where.E2EFailure | None = None,
     rollback: where.Rollback | None = None,
+    promotion: where.Promotion | None = None,
 ) -> where.SeenRollout:
     return where.SeenRollout(
         canary=f"{row.namespace}/{row.name}",
@@ -491,6 +542,7 @@ def _seen(
         retry_at=row.retry_at,
         e2e_failure=e2e,
         rollback=rollback,
+        promotion=promotion,
     )
 
 
