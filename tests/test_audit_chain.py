@@ -39,6 +39,19 @@ T = TypeVar("T")
 PROD = {"namespace": "prod", "name": "podinfo"}
 
 
+class _AnyHash:
+    """Equal to any chain hash (64 hex digits): for records whose hash is not the point."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and len(other) == 64 and set(other) <= set("0123456789abcdef")
+
+    def __repr__(self) -> str:
+        return "ANY_HASH"
+
+
+ANY_HASH: Any = _AnyHash()
+
+
 # ---- helpers -------------------------------------------------------------------------------
 
 
@@ -59,11 +72,26 @@ def seal(puerta: Puerta) -> int:
     return sealed
 
 
-def verify(puerta: Puerta) -> dict[str, Any]:
-    response = puerta.api("GET", "/audit/verify", token=VIEWER)
+def verify(puerta: Puerta, expect_head: str | None = None) -> dict[str, Any]:
+    params = {"expect_head": expect_head} if expect_head is not None else {}
+    response = puerta.api("GET", "/audit/verify", token=VIEWER, params=params)
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()
     return data
+
+
+def stored_hash(puerta: Puerta, chain_seq: int) -> str:
+    return on_db(
+        puerta,
+        lambda c: c.execute(
+            select(audit_events.c.chain_hash).where(audit_events.c.chain_seq == chain_seq)
+        ).scalar_one(),
+    )
+
+
+def head(data: dict[str, Any]) -> str:
+    """The head as verify answers it, as an operator would keep it: ``SEQ:HASH``."""
+    return f"{data['head_seq']}:{data['head_hash']}"
 
 
 def chain(puerta: Puerta) -> list[tuple[int, int | None]]:
@@ -202,6 +230,9 @@ def test_hook_calls_and_admin_actions_are_sealed_in_order_and_verify(puerta: Pue
         "unsealed": 0,
         "first_broken": None,
         "anchor_seq": 0,
+        "head_seq": 7,
+        "head_hash": stored_hash(puerta, 7),
+        "expected_head": None,
     }
 
     puerta.hook("confirm-rollout", **PROD)
@@ -218,6 +249,9 @@ def test_verify_of_an_empty_trail_is_ok(puerta: Puerta) -> None:
         "unsealed": 0,
         "first_broken": None,
         "anchor_seq": 0,
+        "head_seq": 0,
+        "head_hash": audit_chain.GENESIS,
+        "expected_head": None,
     }
 
 
@@ -415,18 +449,34 @@ def _old_and_new(puerta: Puerta) -> AuditSealer:
 def test_retention_prunes_old_records_and_verify_starts_at_the_anchor(puerta: Puerta) -> None:
     pruner = _old_and_new(puerta)
     assert puerta.http.portal.call(pruner.prune_once) == 4  # in batches of 3
-    assert [e["name"] for e in puerta.audit(limit=1000)] == ["new-2", "new-1", "new-0"]
+    hooks = puerta.audit(limit=1000, kind="hook")
+    assert [e["name"] for e in hooks] == ["new-2", "new-1", "new-0"]
+    # each pruning transaction left a record of what it deleted, in the chain
+    pruned = [(e["actor"], e["action"], e["details"]) for e in reversed(puerta.audit(kind="audit"))]
+    assert pruned == [
+        ("puerta", "prune", {"upto_seq": upto, "upto_hash": ANY_HASH, "removed": removed,
+                             "retention": "10d"})
+        for upto, removed in ((3, 3), (4, 1))
+    ]  # fmt: skip
+    assert puerta.audit(kind="audit")[-1]["reason"] == (
+        "retention 10d: deleted chain_seq 1-3 (3 records)"
+    )
     anchor = on_db(puerta, audit_chain.read_anchor)
-    assert anchor is not None and anchor.chain_seq == 4 and anchor.head_seq == 7
+    assert anchor is not None and anchor.chain_seq == 4 and anchor.head_seq == 9
     assert anchor.pruned_at == puerta.clock.now()
+    assert pruned[-1][2]["upto_hash"] == anchor.chain_hash
     assert verify(puerta) == {
         "ok": True,
-        "checked": 3,
+        "checked": 5,  # three hook calls, two prune records
         "unsealed": 0,
         "first_broken": None,
         "anchor_seq": 4,
+        "head_seq": 9,
+        "head_hash": stored_hash(puerta, 9),
+        "expected_head": None,
     }
     assert puerta.http.portal.call(pruner.prune_once) == 0
+    assert len(puerta.audit(kind="audit")) == 2  # nothing deleted, nothing recorded
 
     tamper(puerta, 5, reason="nothing to see")
     assert verify(puerta)["first_broken"] == {
@@ -462,9 +512,229 @@ def test_a_deleted_anchor_row_is_rebuilt_and_reported(puerta: Puerta) -> None:
     puerta.http.portal.call(pruner.prune_once)
     on_db(puerta, lambda c: c.execute(delete(audit_anchor)))
     puerta.hook("confirm-rollout", **PROD)
-    seal(puerta)  # goes on after the newest sealed record
-    assert chain(puerta)[-1][1] == 8
+    seal(puerta)  # goes on after the newest sealed record (the second prune record, 9)
+    assert chain(puerta)[-1][1] == 10
     assert verify(puerta)["first_broken"] == {"chain_seq": 1, "id": None, "problem": "missing"}
+
+
+# ---- prune evidence and the head -------------------------------------------------------------
+
+
+def cut_prefix(puerta: Puerta, upto: int) -> None:
+    """An attacker's cut of the chain's start: records up to ``upto`` deleted and the anchor
+    moved to the last of them, as the pruner would have moved it."""
+
+    def work(conn: Connection) -> None:
+        last = conn.execute(select(audit_events).where(audit_events.c.chain_seq == upto)).one()
+        conn.execute(delete(audit_events).where(audit_events.c.chain_seq <= upto))
+        conn.execute(update(audit_anchor).values(chain_seq=upto, chain_hash=last.chain_hash))
+
+    on_db(puerta, work)
+
+
+def cut_tail(puerta: Puerta, keep: int) -> None:
+    """An attacker's cut of the chain's end: records after ``keep`` deleted and the head moved
+    back to ``keep``, so the sealer goes on from there."""
+
+    def work(conn: Connection) -> None:
+        last = conn.execute(select(audit_events).where(audit_events.c.chain_seq == keep)).one()
+        conn.execute(delete(audit_events).where(audit_events.c.chain_seq > keep))
+        conn.execute(update(audit_anchor).values(head_seq=keep, head_hash=last.chain_hash))
+
+    on_db(puerta, work)
+
+
+def test_a_prefix_cut_without_retention_is_reported(puerta: Puerta) -> None:
+    """No retention ever pruned anything: an anchor past 0 has no prune record behind it."""
+    activity(puerta)
+    seal(puerta)
+    assert verify(puerta)["ok"] is True
+    cut_prefix(puerta, 3)
+    result = verify(puerta)
+    assert result["ok"] is False
+    assert result["anchor_seq"] == 3
+    assert result["first_broken"] == {
+        "chain_seq": 1,
+        "id": None,
+        "problem": "deleted outside retention",
+    }
+
+
+def test_a_prefix_cut_past_the_last_prune_is_reported(puerta: Puerta) -> None:
+    pruner = _old_and_new(puerta)
+    assert puerta.http.portal.call(pruner.prune_once) == 4
+    assert verify(puerta)["ok"] is True
+    cut_prefix(puerta, 6)  # two of the new records, which retention keeps
+    assert verify(puerta)["first_broken"] == {
+        "chain_seq": 5,
+        "id": None,
+        "problem": "deleted outside retention",
+    }
+
+
+def test_a_prune_record_cannot_be_edited_or_dropped_to_cover_a_cut(puerta: Puerta) -> None:
+    pruner = _old_and_new(puerta)
+    pruner.batch = 10
+    assert puerta.http.portal.call(pruner.prune_once) == 4  # one prune record, the head (8)
+    (record,) = puerta.audit(kind="audit")
+    assert chain(puerta)[-1] == (record["id"], 8)
+    cut_prefix(puerta, 6)
+
+    # the prune record rewritten to vouch for the new anchor: its link breaks
+    tamper(puerta, 8, details={**record["details"], "upto_seq": 6})
+    assert verify(puerta)["first_broken"] == {
+        "chain_seq": 8,
+        "id": record["id"],
+        "problem": "content mismatch",
+    }
+    # the prune record deleted and the head moved back before it: nothing vouches at all
+    cut_tail(puerta, 7)
+    assert verify(puerta)["first_broken"] == {
+        "chain_seq": 1,
+        "id": None,
+        "problem": "deleted outside retention",
+    }
+
+
+def test_retention_verifies_before_and_after_several_prunes(puerta: Puerta) -> None:
+    """Day after day of activity with a week's retention: every verify is ok, the anchor is
+    always what the newest prune record says, and a head kept from before is held until it is
+    pruned itself."""
+    pruner = AuditSealer(db_of(puerta), puerta.clock, retention=timedelta(days=7), batch=4)
+    kept: list[str] = []
+    for day in range(12):
+        for i in range(3):
+            puerta.hook("confirm-rollout", namespace="staging", name=f"day{day}-{i}")
+        seal(puerta)
+        before = verify(puerta)
+        assert before["ok"] is True, before
+        kept.append(head(before))
+        puerta.http.portal.call(pruner.prune_once)
+        after = verify(puerta, expect_head=kept[0])
+        assert after["ok"] is True, after
+        newest = puerta.audit(kind="audit", limit=1)
+        if newest:
+            assert newest[0]["details"]["upto_seq"] == after["anchor_seq"]
+        assert verify(puerta, expect_head=kept[-1])["expected_head"] == "held"
+        puerta.clock.advance(timedelta(days=1))
+    final = verify(puerta, expect_head=kept[0])
+    assert final["anchor_seq"] > 0 and final["expected_head"] == "pruned"
+    assert {e["name"] for e in puerta.audit(kind="hook", limit=1000)} == {
+        f"day{day}-{i}" for day in range(4, 12) for i in range(3)
+    }  # a week and a day: the records of days 4-11 (day 11 being today)
+    held = [verify(puerta, expect_head=h)["expected_head"] for h in kept]
+    assert "held" in held and held == sorted(held, key=lambda x: x != "pruned")
+
+
+def test_verify_while_pruning_follows_the_anchor_and_its_prune_record(puerta: Puerta) -> None:
+    """A prune between two batches of a verify walk: the walk goes on from the new anchor to
+    the pruner's head, where the prune record vouching for it is (no false alarm)."""
+    pruner = _old_and_new(puerta)
+    db = db_of(puerta)
+
+    class PruneMidWalk:
+        pruned = 0
+
+        async def read(self, work: Callable[[Connection], T]) -> T:
+            result = await db.read(work)
+            if getattr(work, "func", None) is audit_chain.chain_rows and not self.pruned:
+                self.pruned = await pruner.prune_once()
+            return result
+
+    proxy = PruneMidWalk()
+    result = puerta.http.portal.call(
+        lambda: audit_chain.verify_chain(proxy, batch=2)  # type: ignore[arg-type]
+    )
+    assert proxy.pruned == 4
+    assert result.ok is True, result
+    assert (result.anchor_seq, result.head_seq) == (4, 9)
+
+
+def test_a_tail_cut_is_reported_against_an_earlier_head(puerta: Puerta) -> None:
+    activity(puerta)
+    seal(puerta)
+    earlier = head(verify(puerta))
+    assert earlier == f"7:{stored_hash(puerta, 7)}"
+    assert verify(puerta, expect_head=earlier)["expected_head"] == "held"
+
+    cut_tail(puerta, 5)
+    # the database alone cannot tell: head and records agree
+    assert verify(puerta)["ok"] is True
+    result = verify(puerta, expect_head=earlier)
+    assert result["ok"] is False and result["expected_head"] == "not held"
+    assert result["first_broken"] == {"chain_seq": 6, "id": None, "problem": "tail cut"}
+
+    # new records sealed where the cut ones were: the earlier head's chain_seq is taken by
+    # another record
+    activity(puerta, rounds=1)
+    seal(puerta)
+    result = verify(puerta, expect_head=earlier)
+    assert result["first_broken"] == {
+        "chain_seq": 7,
+        "id": record_id(puerta, 7),
+        "problem": "rewritten",
+    }
+
+
+def test_a_rewritten_chain_is_reported_against_an_earlier_head(puerta: Puerta) -> None:
+    """Every record from 4 on rewritten with recomputed hashes, the head too: consistent in
+    the database, not with a head kept outside it."""
+    activity(puerta)
+    seal(puerta)
+    earlier = head(verify(puerta))
+
+    def rewrite(conn: Connection) -> None:
+        rows = conn.execute(select(audit_events).order_by(audit_events.c.chain_seq)).all()
+        previous = rows[2].chain_hash
+        for row in rows[3:]:
+            content = {**row._mapping, "reason": "nothing happened"}
+            previous = audit_chain.link_hash(previous, content)
+            conn.execute(
+                update(audit_events)
+                .where(audit_events.c.id == row.id)
+                .values(reason="nothing happened", chain_hash=previous)
+            )
+        conn.execute(update(audit_anchor).values(head_hash=previous))
+
+    on_db(puerta, rewrite)
+    assert verify(puerta)["ok"] is True
+    assert verify(puerta, expect_head=earlier)["first_broken"] == {
+        "chain_seq": 7,
+        "id": record_id(puerta, 7),
+        "problem": "rewritten",
+    }
+
+
+def test_expected_head_at_the_anchor_and_before_it(puerta: Puerta) -> None:
+    pruner = _old_and_new(puerta)
+    at_four = f"4:{stored_hash(puerta, 4)}"
+    at_two = f"2:{stored_hash(puerta, 2)}"
+    puerta.http.portal.call(pruner.prune_once)
+    # the last record pruned is the anchor: still comparable; one before is not
+    assert verify(puerta, expect_head=at_four)["expected_head"] == "held"
+    result = verify(puerta, expect_head=at_two)
+    assert result["ok"] is True and result["expected_head"] == "pruned"
+    wrong = verify(puerta, expect_head="4:" + "a" * 64)
+    assert wrong["first_broken"] == {"chain_seq": 4, "id": None, "problem": "rewritten"}
+
+
+def test_a_broken_chain_does_not_compare_the_expected_head(puerta: Puerta) -> None:
+    activity(puerta)
+    seal(puerta)
+    earlier = head(verify(puerta))
+    tamper(puerta, 3, reason="edited")
+    result = verify(puerta, expect_head=earlier)
+    assert result["first_broken"]["problem"] == "content mismatch"
+    assert result["expected_head"] == "not reached"
+
+
+@pytest.mark.parametrize(
+    "bad", ["7", "7:", "x:" + "a" * 64, "-1:" + "a" * 64, "7:" + "g" * 64, "7:" + "a" * 63]
+)
+def test_a_malformed_expected_head_is_refused(puerta: Puerta, bad: str) -> None:
+    response = puerta.api("GET", "/audit/verify", token=VIEWER, params={"expect_head": bad})
+    assert response.status_code == 400
+    assert "expect_head: expected SEQ:HASH" in response.json()["detail"]
 
 
 # ---- export ------------------------------------------------------------------------------------
@@ -580,6 +850,70 @@ def test_cli_verify_exit_codes(puerta: Puerta, served: str) -> None:
     assert run("audit", "verify", "--server", served)[0] == 1  # no token: refused
     assert run("audit", "verify", "--bogus")[0] == 2
     assert run("audit", "verify", "--server", "http://127.0.0.1:9")[0] == 2
+
+
+def test_cli_verify_prints_the_head_and_checks_an_earlier_one(puerta: Puerta, served: str) -> None:
+    code, out = run("audit", "verify", "--server", served, "--token", VIEWER)
+    assert code == 0, out
+    printed = out.splitlines()[1]
+    assert printed == f"head 7:{stored_hash(puerta, 7)}"
+    earlier = printed.removeprefix("head ")
+
+    code, out = run("audit", "verify", "--expect-head", earlier, "--server", served,
+                    "--token", VIEWER)  # fmt: skip
+    assert code == 0, out
+    assert f"expected head {earlier}: still in the chain" in out
+
+    cut_tail(puerta, 5)
+    code, out = run("audit", "verify", "--server", served, "--token", VIEWER)
+    assert code == 0 and "head 5:" in out  # alone, the database cannot tell
+    code, out = run("audit", "verify", "--expect-head", earlier, "--server", served,
+                    "--token", VIEWER)  # fmt: skip
+    assert code == 1
+    assert "audit chain BROKEN at chain_seq 6 (record gone): tail cut" in out
+    assert f"expected head {earlier}: NOT in the chain any more" in out
+
+    code, out = run("audit", "verify", "--expect-head", "7", "--server", served,
+                    "--token", VIEWER)  # fmt: skip
+    assert code == 1 and "expect_head: expected SEQ:HASH" in out and "(HTTP 400)" in out
+
+
+def test_cli_verify_reports_a_prefix_cut(puerta: Puerta, served: str) -> None:
+    cut_prefix(puerta, 3)
+    code, out = run("audit", "verify", "--server", served, "--token", VIEWER)
+    assert code == 1
+    assert out.startswith(
+        "audit chain BROKEN at chain_seq 1 (record gone): deleted outside retention"
+        " (4 records checked after pruned chain_seq 3)"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_cli_verify_since_an_export(puerta: Puerta, served: str, tmp_path: Path, fmt: str) -> None:
+    kept = tmp_path / f"audit.{fmt}"
+    code, out = run("audit", "export", "--format", fmt, "-o", str(kept), "--server", served,
+                    "--token", VIEWER)  # fmt: skip
+    assert code == 0, out
+    args = ("audit", "verify", "--since-export", str(kept), "--server", served, "--token", VIEWER)
+    code, out = run(*args)
+    assert code == 0, out
+    assert f"expected head 7:{stored_hash(puerta, 7)}: still in the chain" in out
+
+    cut_tail(puerta, 6)
+    code, out = run(*args)
+    assert code == 1 and "(record gone): tail cut" in out
+
+
+def test_cli_verify_usage_errors(served: str, tmp_path: Path) -> None:
+    unsealed = tmp_path / "unsealed.jsonl"
+    unsealed.write_text('{"id": 1, "chain_seq": null, "chain_hash": null}\n')
+    for args in (
+        ("--since-export", str(tmp_path / "nowhere.jsonl")),
+        ("--since-export", str(unsealed)),
+        ("--since-export", str(unsealed), "--expect-head", "1:" + "a" * 64),
+    ):
+        code, out = run("audit", "verify", *args, "--server", served, "--token", VIEWER)
+        assert code == 2, (args, out)
 
 
 def test_cli_export_to_a_file_and_stdout(puerta: Puerta, served: str, tmp_path: Path) -> None:

@@ -236,7 +236,7 @@ async def audit(
     decision: Annotated[
         str | None, Query(description="pass, wait, fail, rollback, carry-on, recorded")
     ] = None,
-    kind: Annotated[str | None, Query(description="hook or admin")] = None,
+    kind: Annotated[str | None, Query(description="hook, admin, promotion or audit")] = None,
     actor: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,

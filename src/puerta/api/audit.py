@@ -4,6 +4,11 @@ record of it, for an auditor or a copy kept elsewhere.
 Both read the audit, so both need a token (viewer or above) like ``GET /api/v1/audit``. Both
 walk the table in batches of one read transaction each: a trail of millions of records is
 neither held in memory nor in one long transaction.
+
+Verify can only vouch for the chain as the database has it now. Its answer carries the head
+(``head_seq``, ``head_hash``) so that a caller can keep it outside the database and give it
+back later as ``expect_head``: the one check against records cut from the end together with
+the head, or against a chain rewritten with recomputed hashes.
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ class BrokenLink(BaseModel):
     chain_seq: int = Field(description="where the chain breaks")
     id: int | None = Field(description="the record's id; null when the record is missing")
     problem: str = Field(
-        description="changed (content edited), hash changed, hash mismatch, or missing"
+        description="content mismatch (content edited), hash changed, hash mismatch, missing "
+        "(deleted), deleted outside retention (records before the anchor gone without a prune "
+        "record saying so), tail cut (the chain ends before expect_head), rewritten (the "
+        "record at expect_head's chain_seq has another hash)"
     )
 
 
@@ -47,6 +55,17 @@ class AuditVerification(BaseModel):
     unsealed: int = Field(description="records not sealed yet (not covered by the chain)")
     first_broken: BrokenLink | None
     anchor_seq: int = Field(description="chain_seq of the last pruned record (0: none pruned)")
+    head_seq: int = Field(description="chain_seq of the newest sealed record (0: none)")
+    head_hash: str = Field(
+        description="its chain_hash: keep head_seq:head_hash outside the database and pass it "
+        "as expect_head later"
+    )
+    expected_head: Literal["held", "not held", "pruned", "not reached"] | None = Field(
+        default=None,
+        description="with expect_head: held (the chain still has that record with that hash), "
+        "not held (see first_broken), pruned (retention deleted it since: not compared), not "
+        "reached (the chain broke before it)",
+    )
 
 
 def _db(request: Request) -> Database:
@@ -54,11 +73,40 @@ def _db(request: Request) -> Database:
     return db
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` (as verify prints the head) as (chain_seq, chain_hash); a typo must be a
+    400, never a comparison that fails and looks like tampering."""
+    seq, sep, chain_hash = text.strip().partition(":")
+    chain_hash = chain_hash.lower()
+    if not sep or not seq.isdigit() or len(chain_hash) != 64 or not set(chain_hash) <= _HEX:
+        raise BadRequest(
+            f"expect_head: expected SEQ:HASH (a chain_seq and its 64 hex digit chain_hash), "
+            f"got {text!r}"
+        )
+    return int(seq), chain_hash
+
+
 @router.get("/verify", response_model=AuditVerification, responses=ERRORS)
-async def verify(request: Request, _: Annotated[Principal, Depends(viewer)]) -> AuditVerification:
+async def verify(
+    request: Request,
+    _: Annotated[Principal, Depends(viewer)],
+    expect_head: Annotated[
+        str | None,
+        Query(
+            description="SEQ:HASH, a head an earlier verify answered (or an export's newest "
+            "sealed record), kept outside the database: fails if the chain no longer holds it"
+        ),
+    ] = None,
+) -> AuditVerification:
     """Recompute the hash chain from its start (or the retention anchor) to the newest sealed
-    record and report the first broken link. Needs a token (viewer or above)."""
-    result = await audit_chain.verify_chain(_db(request))
+    record and report the first broken link; check that the newest prune record accounts for
+    the anchor, and with ``expect_head`` that an earlier head is still in the chain. Needs a
+    token (viewer or above)."""
+    expected = parse_head(expect_head) if expect_head is not None else None
+    result = await audit_chain.verify_chain(_db(request), expect_head=expected)
     broken = result.first_broken
     return AuditVerification(
         ok=result.ok,
@@ -70,6 +118,9 @@ async def verify(request: Request, _: Annotated[Principal, Depends(viewer)]) -> 
             else BrokenLink(chain_seq=broken.chain_seq, id=broken.id, problem=broken.problem)
         ),
         anchor_seq=result.anchor_seq,
+        head_seq=result.head_seq,
+        head_hash=result.head_hash,
+        expected_head=result.expected_head,
     )
 
 
@@ -165,7 +216,7 @@ async def export(
     decision: Annotated[
         str | None, Query(description="pass, wait, fail, rollback, carry-on, recorded")
     ] = None,
-    kind: Annotated[str | None, Query(description="hook or admin")] = None,
+    kind: Annotated[str | None, Query(description="hook, admin, promotion or audit")] = None,
     actor: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,

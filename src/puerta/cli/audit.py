@@ -10,7 +10,10 @@ callback). Exit codes, as every client command: 0 done, 1 Puerta refused or the 
 from __future__ import annotations
 
 import contextlib
+import csv
+import json
 import os
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -28,22 +31,101 @@ audit_app = typer.Typer(
 FORMATS = ("jsonl", "csv")
 
 
+#: what an expected head's answer means, for the operator
+_EXPECTED = {
+    "held": "still in the chain",
+    "not held": "NOT in the chain any more",
+    "pruned": "pruned by retention since: not compared",
+    "not reached": "not compared (the chain broke before it)",
+}
+
+
 @audit_app.command("verify")
-def verify(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
-    """Recompute the audit's hash chain; exit 1 if a record was changed or deleted."""
-    data = call(server, token, "GET", "/api/v1/audit/verify")
+def verify(
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            metavar="SEQ:HASH",
+            help="a head printed by an earlier verify, kept outside the database: exit 1 if "
+            "the chain no longer holds it (newest records cut, or the chain rewritten)",
+        ),
+    ] = None,
+    since_export: Annotated[
+        Path | None,
+        typer.Option(
+            "--since-export",
+            metavar="FILE",
+            help="an earlier `puerta audit export` (JSON lines or CSV): its newest sealed "
+            "record is the expected head",
+        ),
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Recompute the audit's hash chain; exit 1 if a record was changed or deleted.
+
+    Prints the head (SEQ:HASH): keep it, or an export, outside the database; given back with
+    --expect-head (or --since-export) it shows records cut from the end, which the database
+    alone cannot.
+    """
+    if expect_head is not None and since_export is not None:
+        typer.echo("error: give --expect-head or --since-export, not both", err=True)
+        raise typer.Exit(2)
+    if since_export is not None:
+        expect_head = _head_of_export(since_export)
+    params = {"expect_head": expect_head} if expect_head is not None else {}
+    data = call(server, token, "GET", "/api/v1/audit/verify", params=params)
     start = f" after pruned chain_seq {data['anchor_seq']}" if data.get("anchor_seq") else ""
     pending = f", {data['unsealed']} not sealed yet" if data["unsealed"] else ""
     broken = data["first_broken"]
     if broken is None:
         typer.echo(f"audit chain ok: {data['checked']} records checked{start}{pending}")
-        return
-    record = f"id {broken['id']}" if broken["id"] is not None else "record gone"
-    typer.echo(
-        f"audit chain BROKEN at chain_seq {broken['chain_seq']} ({record}): {broken['problem']}"
-        f" ({data['checked']} records checked{start}{pending})"
-    )
-    raise typer.Exit(1)
+    else:
+        record = f"id {broken['id']}" if broken["id"] is not None else "record gone"
+        typer.echo(
+            f"audit chain BROKEN at chain_seq {broken['chain_seq']} ({record}): "
+            f"{broken['problem']} ({data['checked']} records checked{start}{pending})"
+        )
+    typer.echo(f"head {data['head_seq']}:{data['head_hash']}")
+    if expect_head is not None:
+        typer.echo(f"expected head {expect_head}: {_EXPECTED[data['expected_head']]}")
+    if broken is not None:
+        raise typer.Exit(1)
+
+
+def _head_of_export(path: Path) -> str:
+    """``SEQ:HASH`` of the newest sealed record in an export (the highest chain_seq: a filtered
+    export holds a few records of the chain, any of which the chain must still hold); a usage
+    error (exit 2) when the file cannot give one."""
+    best: tuple[int, str] | None = None
+    try:
+        with path.open(newline="", encoding="utf-8") as export:
+            for record in _export_records(export):
+                seq, chain_hash = record.get("chain_seq"), record.get("chain_hash")
+                if seq in (None, "") or not chain_hash:
+                    continue  # not sealed when exported
+                if best is None or int(seq) > best[0]:
+                    best = (int(seq), str(chain_hash))
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: cannot read the export {path}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if best is None:
+        typer.echo(f"error: no sealed record in the export {path}", err=True)
+        raise typer.Exit(2)
+    return f"{best[0]}:{best[1]}"
+
+
+def _export_records(export: IO[str]) -> Iterator[dict[str, Any]]:
+    """The records of a JSON lines or CSV export (told apart by the first character)."""
+    first = export.read(1)
+    export.seek(0)
+    if first == "{":
+        for line in export:
+            if line.strip():
+                yield json.loads(line)
+    else:
+        yield from csv.DictReader(export)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -64,7 +146,7 @@ def export(
     environment: Annotated[str | None, typer.Option()] = None,
     hook: Annotated[str | None, typer.Option()] = None,
     decision: Annotated[str | None, typer.Option(help="pass, wait, fail, rollback, ...")] = None,
-    kind: Annotated[str | None, typer.Option(help="hook or admin")] = None,
+    kind: Annotated[str | None, typer.Option(help="hook, admin, promotion or audit")] = None,
     actor: Annotated[str | None, typer.Option()] = None,
     since: Annotated[datetime | None, typer.Option(help="ISO time with zone")] = None,
     until: Annotated[datetime | None, typer.Option(help="ISO time with zone")] = None,

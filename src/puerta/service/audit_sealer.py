@@ -6,7 +6,11 @@ by one writer at a time whichever replica is alive. A failed round (the database
 lock timeout) is logged and the next round tries again: the records wait, unsealed, not lost.
 
 Pruning (with ``audit.retention`` set) runs far less often than sealing: records age by days,
-and each pruning pass reads the start of the chain.
+and each pruning pass reads the start of the chain. Every pruning transaction appends one
+``audit``/``prune`` record to the chain naming the new anchor (see ``store/audit_chain.py``):
+the evidence that the records are gone because of retention, which verify insists on. So a
+pass that deletes N records adds N / ``batch`` records (one in fifty by default), which age and
+are pruned in turn like any other.
 """
 
 from __future__ import annotations
@@ -101,7 +105,7 @@ class AuditSealer:
                 result = await self.db.write(
                     partial(
                         audit_chain.prune_batch,
-                        cutoff=now - self.retention,
+                        retention=self.retention,
                         now=now,
                         limit=self.batch,
                     )

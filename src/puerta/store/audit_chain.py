@@ -20,9 +20,26 @@ record's ``chain_seq`` and ``chain_hash``; 0 and the genesis value before any pr
 it ends (``head_seq``/``head_hash``, the last sealed record). The sealer continues from the head,
 never from the table's newest row, so deleting the newest records shows as missing records.
 
+The anchor is only a row, so it must not be trusted on its own word: moving its start forward
+would hide deleted records at the start of the chain. So the pruner, in the transaction that
+deletes records and moves the anchor, appends a record to the chain itself (kind
+:data:`PRUNE_KIND`, action :data:`PRUNE_ACTION`, details ``upto_seq``, ``upto_hash``,
+``removed``, ``retention``), and verify requires the newest such record to name the anchor
+exactly (no such record: the anchor must be at 0). Moving the start without a matching prune
+record, or editing that record, breaks the chain where verify looks. The chain has no secret,
+though: whoever can write the database and knows this format can append a prune record of
+their own, with a valid hash. It stays in the trail for people to see (a prune without a
+retention, or of records younger than it); verify cannot tell it from the pruner's.
+
+The end cannot be vouched for from inside the database: whoever can delete the newest records
+can also move ``head_seq``/``head_hash`` back (or rewrite every record after a point, with
+recomputed hashes, and the anchor too). What verify can do is compare with a head seen earlier
+and kept outside the database (printed by an earlier verify, or the newest record of an export):
+``expect_head`` checks that the chain still holds that record with that hash.
+
 What the chain cannot do: protect records not sealed yet (up to one sealer interval), or stand
-against someone who rewrites every later record and the anchor too (keep exports elsewhere for
-that: each export carries the hashes).
+against someone who rewrites every later record and the anchor too, unless a head or an export
+kept elsewhere is compared (each export carries the hashes).
 
 Work functions here are synchronous over the caller's connection, like ``repository.py``; the
 async walks (verify, prune, export) call them batch after batch, each batch its own transaction,
@@ -36,13 +53,14 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, delete, func, select, text, update
 from sqlalchemy.engine import Connection
 
+from puerta.domain.durations import format_duration
 from puerta.store.db import Database
 from puerta.store.repository import AuditFilter
 from puerta.store.tables import audit_anchor, audit_events
@@ -91,6 +109,30 @@ HASH_CHANGED = "hash changed"
 HASH_MISMATCH = "hash mismatch"
 #: no record with this chain_seq: deleted
 MISSING = "missing"
+#: the chain starts (the anchor) after records that no prune record in the chain accounts for:
+#: deleted, and the anchor moved over them, outside retention
+DELETED_OUTSIDE_RETENTION = "deleted outside retention"
+#: the expected head (a head seen earlier) is beyond the chain's head: the newest records were
+#: deleted and the head moved back
+TAIL_CUT = "tail cut"
+#: the record at the expected head's chain_seq has another hash than seen earlier: the chain
+#: was rewritten up to there (or cut and sealed on again)
+REWRITTEN = "rewritten"
+
+#: the record the pruner appends to the chain with every deletion (see the module docstring)
+PRUNE_KIND = "audit"
+PRUNE_ACTION = "prune"
+PRUNE_ACTOR = "puerta"
+
+#: what ``verify`` says about an expected head
+#: the chain holds the record at that chain_seq with that hash
+HEAD_HELD = "held"
+#: it does not (see ``first_broken``)
+HEAD_NOT_HELD = "not held"
+#: retention deleted it since (it lies before the anchor): not compared
+HEAD_PRUNED = "pruned"
+#: the chain broke before it: not compared
+HEAD_NOT_REACHED = "not reached"
 
 
 # ---- the canonical form ----------------------------------------------------------------------
@@ -248,13 +290,17 @@ class Pruned:
     more: bool = False  # a full batch was pruned: there may be more
 
 
-def prune_batch(conn: Connection, cutoff: datetime, now: datetime, limit: int = BATCH) -> Pruned:
-    """Delete the sealed records at the start of the chain written before ``cutoff`` (at most
-    ``limit``), and move the anchor to the last one deleted.
+def prune_batch(
+    conn: Connection, retention: timedelta, now: datetime, limit: int = BATCH
+) -> Pruned:
+    """Delete the sealed records at the start of the chain written more than ``retention``
+    before ``now`` (at most ``limit``), move the anchor to the last one deleted, and append a
+    prune record saying so, all in this one transaction.
 
     Only a prefix that verifies is deleted: a broken link stops pruning there, so the evidence
     stays (and verify keeps reporting it) until someone has looked.
     """
+    cutoff = now - retention
     lock_chain(conn)
     anchor = read_anchor(conn)
     if anchor is None:
@@ -288,8 +334,47 @@ def prune_batch(conn: Connection, cutoff: datetime, now: datetime, limit: int = 
         .where(audit_anchor.c.id == ANCHOR_ID)
         .values(chain_seq=seq, chain_hash=chain_hash, pruned_at=now)
     )
+    details = {
+        "upto_seq": seq,
+        "upto_hash": chain_hash,
+        "removed": deleted,
+        "retention": format_duration(retention),
+    }
+    reason = (
+        f"retention {details['retention']}: deleted chain_seq {anchor.chain_seq + 1}-{seq}"
+        f" ({deleted} records)"
+    )
+    _append_sealed(conn, anchor, now, details=details, reason=reason)
     full = stopped is None and len(rows) == limit and seq == rows[-1].chain_seq
     return Pruned(deleted, stopped, more=full)
+
+
+def _append_sealed(
+    conn: Connection, anchor: Anchor, now: datetime, *, details: dict[str, Any], reason: str
+) -> None:
+    """Insert the prune record and seal it at once after the head (the caller holds the chain
+    lock): sealed in the pruning transaction, the anchor never moves without the record that
+    vouches for it. Records committed before it but not sealed yet simply follow it.
+
+    The hash is computed from the row as read back, as ``seal_batch`` does, so it covers what
+    the database stores, not what Python meant to store.
+    """
+    values: dict[str, Any] = {field: None for field in CHAIN_FIELDS}
+    values.update(
+        at=now,
+        kind=PRUNE_KIND,
+        actor=PRUNE_ACTOR,
+        action=PRUNE_ACTION,
+        reason=reason,
+        details=details,
+    )
+    inserted = conn.execute(audit_events.insert().values(values)).inserted_primary_key
+    assert inserted is not None  # a single-row insert always has one
+    row_id = inserted[0]
+    row = conn.execute(select(audit_events).where(audit_events.c.id == row_id)).one()
+    seq, chain_hash = anchor.head_seq + 1, link_hash(anchor.head_hash, row._mapping)
+    conn.execute(_SEAL, {"row_id": row_id, "seq": seq, "hash": chain_hash})
+    conn.execute(_SET_HEAD, {"seq": seq, "hash": chain_hash, "now": now})
 
 
 # ---- verification ------------------------------------------------------------------------------
@@ -311,7 +396,11 @@ class Verification:
     unsealed: int
     first_broken: Break | None
     anchor_seq: int = 0  # where the walk started (the last pruned record)
-    head_seq: int | None = None  # where it was to end (None: no anchor row)
+    #: where it ended: the sealed head (with no anchor row, the last record walked), to print
+    #: and keep outside the database for a later ``expect_head``
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    expected_head: str | None = None  # HEAD_HELD ... HEAD_NOT_REACHED; None: none given
 
 
 @dataclass(frozen=True)
@@ -330,7 +419,7 @@ class ChainWalker:
     to the hash recomputed from the content, the stored hash was changed.
     """
 
-    def __init__(self, chain_seq: int, chain_hash: str) -> None:
+    def __init__(self, chain_seq: int, chain_hash: str, *, watch: int | None = None) -> None:
         self.prev_seq = chain_seq
         self.prev_hash = chain_hash
         self.prev_id: int | None = None
@@ -338,15 +427,22 @@ class ChainWalker:
         self.checked = 0
         self.broken: Break | None = None
         self._suspect: _Suspect | None = None
+        #: (upto_seq, upto_hash) of the newest prune record walked; None: none yet
+        self.last_prune: tuple[int | None, str | None] | None = None
+        #: the chain_seq of an expected head, and (id, chain_hash) of its record once walked
+        self.watch = watch
+        self.watched: tuple[int, str] | None = None
 
     def rebase(self, anchor: Anchor) -> None:
         """Start again after ``anchor``: the records before it were pruned while walking (the
-        pruner verified them before deleting them)."""
+        pruner verified them before deleting them). The prune record that vouches for the new
+        anchor lies after it, so it is walked again from there."""
         self.prev_seq = self.position = anchor.chain_seq
         self.prev_hash = anchor.chain_hash
         self.prev_id = None
         self.broken = None
         self._suspect = None
+        self.last_prune = None
 
     def feed(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for row in rows:
@@ -380,6 +476,10 @@ class ChainWalker:
             self._suspect = _Suspect(seq, row["id"], stored, computed)
             return
         self.prev_seq, self.prev_hash, self.prev_id = seq, stored, row["id"]
+        if row["kind"] == PRUNE_KIND and row["action"] == PRUNE_ACTION:
+            self.last_prune = _prune_upto(row["details"])
+        if seq == self.watch:
+            self.watched = (row["id"], stored)
 
     def finish(self, head_seq: int | None, head_hash: str | None) -> None:
         """The end of the walk: a held record is judged against the head; records short of
@@ -404,6 +504,60 @@ class ChainWalker:
             self.broken = Break(head_seq, self.prev_id, HASH_MISMATCH)
 
 
+def _prune_upto(details: Any) -> tuple[int | None, str | None]:
+    """What a prune record says the anchor is; (None, None) when it cannot say (its details
+    are not what the pruner writes), which no anchor matches."""
+    if not isinstance(details, dict):
+        return None, None
+    seq, chain_hash = details.get("upto_seq"), details.get("upto_hash")
+    return (
+        seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+        chain_hash if isinstance(chain_hash, str) else None,
+    )
+
+
+def check_start(walker: ChainWalker, start: Anchor) -> Break | None:
+    """After a walk without a break: does the newest prune record walked name the anchor the
+    walk started from? Without any prune record, the chain must start at genesis.
+
+    The break is placed at the first record the anchor skips that no prune record accounts
+    for (the record is gone, so no id).
+    """
+    upto_seq, upto_hash = walker.last_prune or (0, GENESIS)
+    if upto_seq == start.chain_seq and upto_hash == start.chain_hash:
+        return None
+    accounted = start.chain_seq if upto_seq is None else min(upto_seq, start.chain_seq)
+    return Break(accounted + 1, None, DELETED_OUTSIDE_RETENTION)
+
+
+def check_expected_head(
+    walker: ChainWalker, start: Anchor, head_seq: int, expect: tuple[int, str]
+) -> tuple[str, Break | None]:
+    """Compare a head seen earlier (``expect``: chain_seq, chain_hash) with the chain just
+    walked: what to report about it, and the break it shows (None if it shows none).
+
+    Records before the anchor were pruned (verify vouches for that with the prune record), so
+    an expected head there cannot be compared any more: ``pruned``, not a break.
+    """
+    seq, expected_hash = expect
+    if walker.watched is not None:
+        record_id, stored = walker.watched
+        if stored == expected_hash:
+            return HEAD_HELD, None
+        return HEAD_NOT_HELD, Break(seq, record_id, REWRITTEN)
+    if walker.broken is not None:
+        return HEAD_NOT_REACHED, None
+    if seq == start.chain_seq:
+        if start.chain_hash == expected_hash:
+            return HEAD_HELD, None
+        return HEAD_NOT_HELD, Break(seq, None, REWRITTEN)
+    if seq < start.chain_seq:
+        return HEAD_PRUNED, None
+    if seq > head_seq:
+        return HEAD_NOT_HELD, Break(head_seq + 1, None, TAIL_CUT)
+    return HEAD_NOT_REACHED, None  # not walked although in range: cannot happen unbroken
+
+
 def chain_rows(
     conn: Connection, *, after: int, upto: int | None, limit: int = BATCH
 ) -> list[dict[str, Any]]:
@@ -421,8 +575,12 @@ def count_unsealed(conn: Connection) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-async def verify_chain(db: Database, *, batch: int = BATCH) -> Verification:
-    """Walk the chain from the anchor to the head, batch by batch, recomputing every link.
+async def verify_chain(
+    db: Database, *, batch: int = BATCH, expect_head: tuple[int, str] | None = None
+) -> Verification:
+    """Walk the chain from the anchor to the head, batch by batch, recomputing every link;
+    then check that the newest prune record vouches for the anchor and, with ``expect_head``
+    (a chain_seq and chain_hash seen earlier), that the chain still holds that record.
 
     Records sealed after the walk began are beyond the head it read, and left for the next
     verification. Hashing runs in a worker thread: a long chain must not stall hook calls.
@@ -431,7 +589,8 @@ async def verify_chain(db: Database, *, batch: int = BATCH) -> Verification:
     start = anchor or Anchor(0, GENESIS, 0, GENESIS)
     head_seq = anchor.head_seq if anchor is not None else None
     head_hash = anchor.head_hash if anchor is not None else None
-    walker = ChainWalker(start.chain_seq, start.chain_hash)
+    watch = expect_head[0] if expect_head is not None else None
+    walker = ChainWalker(start.chain_seq, start.chain_hash, watch=watch)
     while True:
         rows = await db.read(partial(chain_rows, after=walker.position, upto=head_seq, limit=batch))
         if rows:
@@ -445,16 +604,29 @@ async def verify_chain(db: Database, *, batch: int = BATCH) -> Verification:
             if moved is not None and moved.chain_seq > walker.prev_seq:
                 walker.rebase(moved)
                 start = moved
+                # on to the pruner's head: it holds the prune record for the new anchor
+                head_seq, head_hash = moved.head_seq, moved.head_hash
                 continue
         break
+    end_seq = head_seq if head_seq is not None else walker.prev_seq
+    end_hash = head_hash if head_hash is not None else walker.prev_hash
+    broken = walker.broken
+    if broken is None:
+        broken = check_start(walker, start)
+    expected: str | None = None
+    if expect_head is not None:
+        expected, tail = check_expected_head(walker, start, end_seq, expect_head)
+        broken = broken or tail
     unsealed = await db.read(count_unsealed)
     return Verification(
-        ok=walker.broken is None,
+        ok=broken is None,
         checked=walker.checked,
         unsealed=unsealed,
-        first_broken=walker.broken,
+        first_broken=broken,
         anchor_seq=start.chain_seq,
-        head_seq=head_seq,
+        head_seq=end_seq,
+        head_hash=end_hash,
+        expected_head=expected,
     )
 
 

@@ -252,7 +252,7 @@ audit_events = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     _ts("at", nullable=False),
-    Column("kind", String(16), nullable=False),  # hook | admin
+    Column("kind", String(16), nullable=False),  # hook | admin | promotion | audit
     Column("actor", String(200), nullable=False),
     Column("action", String(64), nullable=False),
     Column("namespace", String(63)),
