@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ from fakes.circleci import FakeCircleCI
 from fakes.circleci_spec import Call, SpecValidator, load, spec_file
 from fakes.server import serve_in_thread
 from puerta.ci.base import (
+    CannotTell,
     CiProvider,
     PermanentError,
     RateLimited,
@@ -451,6 +452,94 @@ async def test_complete_sets_the_final_status_at_once(
     fake.complete(ref.id or "", "success")
 
     assert await poll(circleci, ref, target, 2) == [RunState.SUCCEEDED, RunState.SUCCEEDED]
+
+
+# -- find: the pipeline of a trigger whose answer was lost -----------------------------------
+CORRELATION = "pr-3c4d5e6f7a8b"
+FINDABLE = Target(
+    project=PROJECT, ref="main", parameters={"puerta_run": CORRELATION}, correlation=CORRELATION
+)
+SINCE = NOW - timedelta(minutes=1)
+
+
+@pytest.fixture
+def clock(fake: FakeCircleCI) -> ManualClock:
+    """The fake stamps pipelines on the same clock as the provider."""
+    clock = ManualClock(NOW)
+    fake.now = clock.now
+    return clock
+
+
+def other(correlation: str, ref: str = "main") -> Target:
+    return Target(
+        project=PROJECT, ref=ref, parameters={"puerta_run": correlation}, correlation=correlation
+    )
+
+
+async def test_find_returns_the_pipeline_showing_the_run_id(
+    circleci: CircleCI, fake: FakeCircleCI, wire: Wire, clock: ManualClock
+) -> None:
+    """Where CircleCI shows a pipeline's parameters in ``trigger_parameters``, the lost
+    trigger's pipeline is recognised among the project's pipelines on the branch."""
+    await circleci.trigger(other("pr-000000000001"))
+    created = await circleci.trigger(FINDABLE)
+    await circleci.trigger(other("pr-000000000002"))
+    await circleci.trigger(other(CORRELATION, ref="release"))
+
+    found = await circleci.find(FINDABLE, SINCE)
+
+    assert found == RunRef(
+        id=created.id,
+        number="2",
+        url=f"{WEB}/2",
+        triggered_at=SINCE.isoformat(timespec="seconds"),
+        data={"slug": PROJECT},
+    )
+    listed = wire.sent[-1]
+    assert (listed.method, listed.url.raw_path) == (
+        "GET",
+        b"/project/gh/acme/e2e/pipeline?branch=main",
+    )
+
+
+async def test_find_reads_pages_back_to_since_and_no_further(
+    circleci: CircleCI, fake: FakeCircleCI, clock: ManualClock
+) -> None:
+    """Newest first, pages of 2: #8 #7 | #6 #5 | #4 (ours) #3 (an hour old: the search
+    ends) | #2 #1 never read."""
+    fake.page_size = 2
+    for index in range(1, 4):
+        await circleci.trigger(other(f"pr-old-{index}"))
+    clock.advance(timedelta(hours=1))
+    ours = await circleci.trigger(FINDABLE)
+    for index in range(5, 9):
+        await circleci.trigger(other(f"pr-new-{index}"))
+
+    found = await circleci.find(FINDABLE, clock.now() - timedelta(minutes=1))
+
+    assert found is not None and found.id == ours.id
+    assert len(fake.requests_to("GET", "/project/")) == 3
+
+
+async def test_find_cannot_tell_when_circleci_hides_the_parameters(
+    circleci: CircleCI, fake: FakeCircleCI, clock: ManualClock
+) -> None:
+    """CircleCI does not promise to show them: finding none is no proof there is none."""
+    fake.echo_parameters = False
+    await circleci.trigger(FINDABLE)
+
+    with pytest.raises(CannotTell, match="does not promise"):
+        await circleci.find(FINDABLE, SINCE)
+
+
+async def test_find_needs_the_run_id_in_a_parameter(circleci: CircleCI, fake: FakeCircleCI) -> None:
+    bare = Target(project=PROJECT, ref="main", correlation=CORRELATION)
+
+    assert not circleci.can_find(bare)
+    assert circleci.can_find(FINDABLE)
+    with pytest.raises(CannotTell, match="run id"):
+        await circleci.find(bare, SINCE)
+    assert fake.received == []
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from fakes.base import Received
 from fakes.github import FakeGitHub
 from fakes.server import serve_in_thread
 from puerta.ci.base import (
+    CannotTell,
     CiProvider,
     PermanentError,
     RateLimited,
@@ -437,6 +438,82 @@ async def test_without_run_ids_a_correlation_is_required(
 
     with pytest.raises(PermanentError, match="run-name"):
         await github.status(ref, target(correlation=""))
+
+
+# ---- find: the run of a dispatch whose answer was lost ---------------------------------------
+
+
+async def test_find_returns_the_run_a_lost_dispatch_started(
+    github: GitHubActions, fake: FakeGitHub
+) -> None:
+    """github.com returned the run id, but Puerta never read the answer: the same title search
+    finds the run, with the ref a poll needs."""
+    await github.trigger(target())
+    run = fake.last_run
+
+    found = await github.find(target(), START - timedelta(minutes=1))
+
+    assert found == RunRef(
+        id=str(run.id),
+        url=run.html_url,
+        number="1",
+        triggered_at="2026-03-02T09:59:00Z",
+        data={"repo": REPO, "workflow": "e2e.yml"},
+    )
+    [listed] = fake.requests_to("GET", "/runs")
+    assert listed.query["created"] == ">=2026-03-02T09:59:00Z"  # since as given, no more margin
+    assert listed.query["event"] == "workflow_dispatch"
+
+
+async def test_find_answers_none_when_no_dispatch_arrived(
+    github: GitHubActions, fake: FakeGitHub
+) -> None:
+    await github.trigger(target(parameters={"puerta_run": "other-1"}, correlation="other-1"))
+
+    assert await github.find(target(), START - timedelta(minutes=1)) is None
+
+
+async def test_find_picks_the_earliest_of_two_runs(
+    github: GitHubActions, fake: FakeGitHub, clock: ManualClock
+) -> None:
+    """Two runs with the correlation (an older Puerta triggered twice): the first one."""
+    await github.trigger(target())
+    first = fake.last_run
+    clock.advance(timedelta(seconds=5))
+    await github.trigger(target())
+
+    found = await github.find(target(), START - timedelta(minutes=1))
+
+    assert found is not None and found.id == str(first.id)
+
+
+async def test_find_ignores_runs_created_before_since(
+    github: GitHubActions, fake: FakeGitHub, clock: ManualClock
+) -> None:
+    await github.trigger(target())
+    clock.advance(timedelta(hours=1))
+
+    assert await github.find(target(), clock.now() - timedelta(minutes=1)) is None
+
+
+async def test_find_needs_the_run_id_in_an_input(github: GitHubActions, fake: FakeGitHub) -> None:
+    """Without {run_id} in an input no title can carry it: cannot tell, without a request."""
+    without = target(parameters={"suite": "smoke"})
+
+    assert not github.can_find(without)
+    assert github.can_find(target())
+    with pytest.raises(CannotTell, match="run id"):
+        await github.find(without, START)
+    assert fake.received == []
+
+
+async def test_find_in_a_list_github_cannot_answer_is_transient(
+    github: GitHubActions, fake: FakeGitHub
+) -> None:
+    fake.fail_next_on("/runs", status=502)
+
+    with pytest.raises(TransientError):
+        await github.find(target(), START)
 
 
 # ---- polling to a verdict ------------------------------------------------------------------

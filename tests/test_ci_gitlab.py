@@ -4,6 +4,8 @@ state mapping, failed-job reasons, cancel, and how errors are classified."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ import pytest
 from fakes.gitlab import FakeGitLab
 from fakes.server import serve_in_thread
 from puerta.ci.base import (
+    CannotTell,
     Part,
     PermanentError,
     RateLimited,
@@ -22,6 +25,7 @@ from puerta.ci.base import (
 )
 from puerta.ci.gitlab import GitLabCI
 from puerta.ci.http import error_message
+from puerta.clock import ManualClock
 
 TARGET = Target(project="acme/e2e", ref="main", parameters={"TARGET": "http://app", "REV": "abc"})
 
@@ -245,6 +249,123 @@ async def test_cancel_cancels_the_pipeline(gitlab: GitLabCI, fake: FakeGitLab) -
 async def test_cancel_without_a_pipeline_id_is_false(gitlab: GitLabCI, fake: FakeGitLab) -> None:
     assert await gitlab.cancel(RunRef(id=None, data={"project": "acme/e2e"})) is False
     assert fake.received == []
+
+
+# -- find: the pipeline of a trigger whose answer was lost ----------------------------------
+START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+SINCE = START - timedelta(minutes=1)
+CORRELATED = replace(TARGET, correlation="pr-5e1f0a2b3c4d")
+
+
+@pytest.fixture
+def clock(fake: FakeGitLab) -> ManualClock:
+    clock = ManualClock(START)
+    fake.now = clock.now
+    return clock
+
+
+async def test_trigger_sends_the_run_id_as_a_variable(gitlab: GitLabCI, fake: FakeGitLab) -> None:
+    await gitlab.trigger(CORRELATED)
+    carried = replace(CORRELATED, parameters={"RUN": "e2e pr-5e1f0a2b3c4d"})
+    await gitlab.trigger(carried)
+
+    assert fake.created[0]["variables"][-1] == {
+        "key": "PUERTA_RUN_ID",
+        "value": "pr-5e1f0a2b3c4d",
+        "variable_type": "env_var",
+    }
+    # a gate parameter already carries it: nothing added
+    assert [v["key"] for v in fake.created[1]["variables"]] == ["RUN"]
+
+
+async def test_find_returns_the_pipeline_a_lost_trigger_created(
+    gitlab: GitLabCI, fake: FakeGitLab, clock: ManualClock
+) -> None:
+    created = await gitlab.trigger(CORRELATED)
+
+    found = await gitlab.find(CORRELATED, SINCE)
+
+    assert found is not None
+    assert (found.id, found.number, found.url, found.data) == (
+        created.id,
+        created.number,
+        created.url,
+        created.data,
+    )
+    [listed] = fake.requests_to("GET", "/pipelines")[:1]
+    assert listed.query == {
+        "ref": "main",
+        "source": "api",
+        "updated_after": "2026-03-02T09:59:00Z",
+        "order_by": "id",
+        "sort": "asc",
+        "per_page": "100",
+        "page": "1",
+    }
+    assert fake.raw_paths[-1] == "/api/v4/projects/acme%2Fe2e/pipelines/1001/variables"
+
+
+async def test_find_reads_variables_until_the_run_id_and_picks_the_earliest(
+    gitlab: GitLabCI, fake: FakeGitLab, clock: ManualClock
+) -> None:
+    """Other gates' pipelines on the same ref come first; two of ours: the first."""
+    await gitlab.trigger(replace(CORRELATED, correlation="pr-000000000001"))
+    ours = await gitlab.trigger(CORRELATED)
+    await gitlab.trigger(CORRELATED)
+
+    found = await gitlab.find(CORRELATED, SINCE)
+
+    assert found is not None and found.id == ours.id
+    assert len(fake.requests_to("GET", "/variables")) == 2
+
+
+async def test_find_answers_none_when_no_pipeline_carries_the_run_id(
+    gitlab: GitLabCI, fake: FakeGitLab, clock: ManualClock
+) -> None:
+    await gitlab.trigger(replace(CORRELATED, correlation="pr-000000000001"))
+    await gitlab.trigger(replace(CORRELATED, ref="v1.2.0", project="group/sub/project"))
+
+    assert await gitlab.find(CORRELATED, SINCE) is None
+
+
+async def test_find_ignores_pipelines_created_before_since(
+    gitlab: GitLabCI, fake: FakeGitLab, clock: ManualClock
+) -> None:
+    await gitlab.trigger(CORRELATED)
+    clock.advance(timedelta(hours=1))
+
+    assert await gitlab.find(CORRELATED, clock.now() - timedelta(minutes=1)) is None
+    assert fake.requests_to("GET", "/variables") == []
+
+
+async def test_find_with_too_many_pipelines_to_check_cannot_tell(
+    gitlab: GitLabCI, fake: FakeGitLab, clock: ManualClock
+) -> None:
+    for index in range(26):
+        await gitlab.trigger(replace(CORRELATED, correlation=f"pr-{index:012d}"))
+
+    with pytest.raises(CannotTell, match="too many pipelines"):
+        await gitlab.find(CORRELATED, SINCE)
+    assert len(fake.requests_to("GET", "/variables")) == 25
+
+
+async def test_find_cannot_tell_when_the_gate_took_the_variable_name(
+    gitlab: GitLabCI, fake: FakeGitLab
+) -> None:
+    taken = replace(CORRELATED, parameters={"PUERTA_RUN_ID": "mine"})
+
+    assert not gitlab.can_find(taken)
+    assert gitlab.can_find(CORRELATED)
+    with pytest.raises(CannotTell):
+        await gitlab.find(taken, SINCE)
+    assert fake.received == []
+
+
+async def test_find_during_an_outage_is_transient(gitlab: GitLabCI, fake: FakeGitLab) -> None:
+    fake.fail_next(1, status=502)
+
+    with pytest.raises(TransientError):
+        await gitlab.find(CORRELATED, SINCE)
 
 
 # -- errors ----------------------------------------------------------------------------------

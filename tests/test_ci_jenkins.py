@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ import pytest
 from fakes.jenkins import FakeJenkins
 from fakes.server import serve_in_thread
 from puerta.ci.base import (
+    CannotTell,
     PermanentError,
     RateLimited,
     RunRef,
@@ -22,6 +25,7 @@ from puerta.ci.base import (
     TransientError,
 )
 from puerta.ci.jenkins import Jenkins, html_message, job_url_path
+from puerta.clock import ManualClock
 
 TARGET = Target(project="acme/e2e", parameters={"TARGET": "http://app", "REVISION": "abc"})
 
@@ -293,6 +297,111 @@ async def test_cancel_of_a_forgotten_queue_item_is_false(
 
     assert await jenkins.cancel(queued) is False
     assert fake.cancelled == []
+
+
+# -- find: the build of a trigger whose answer was lost -------------------------------------
+START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+SINCE = START - timedelta(minutes=1)
+CORRELATED = replace(TARGET, correlation="pr-0a1b2c3d4e5f")
+
+
+@pytest.fixture
+def clock(fake: FakeJenkins) -> ManualClock:
+    """Builds stamped on a manual clock; the job declares the run id parameter."""
+    clock = ManualClock(START)
+    fake.now = clock.now
+    fake.add_job("acme/e2e", params=["TARGET", "REVISION", "PUERTA_RUN_ID"])
+    return clock
+
+
+async def test_trigger_sends_the_run_id_with_the_parameters(
+    jenkins: Jenkins, fake: FakeJenkins
+) -> None:
+    await jenkins.trigger(CORRELATED)
+    await jenkins.trigger(Target(project="Team A/smoke tests", correlation="pr-0a1b2c3d4e5f"))
+
+    assert fake.triggered == [
+        ("acme/e2e", {**TARGET.parameters, "PUERTA_RUN_ID": "pr-0a1b2c3d4e5f"}),
+        ("Team A/smoke tests", {}),  # /build: a job without parameters takes none
+    ]
+
+
+async def test_find_returns_the_queue_item_a_lost_trigger_left(
+    jenkins: Jenkins, fake: FakeJenkins, base_url: str, clock: ManualClock
+) -> None:
+    await jenkins.trigger(CORRELATED)
+
+    found = await jenkins.find(CORRELATED, SINCE)
+
+    assert found == RunRef(
+        id=None,
+        url=f"{base_url}/job/acme/job/e2e/",
+        triggered_at="2026-03-02T09:59:00+00:00",
+        data={"queue_url": f"{base_url}/queue/item/101/", "job": "acme/e2e"},
+    )
+    [queue] = fake.requests_to("GET", "/queue/api/json")
+    assert queue.query == {"tree": "items[id,task[name],actions[parameters[name,value]]]"}
+    assert fake.requests_to("GET", "/job/") == []  # found in the queue: no second request
+    assert (await jenkins.status(found, CORRELATED)).state is RunState.QUEUED
+
+
+async def test_find_returns_the_build_the_item_became(
+    jenkins: Jenkins, fake: FakeJenkins, base_url: str, clock: ManualClock
+) -> None:
+    queued = await jenkins.trigger(CORRELATED)
+    await jenkins.trigger(replace(CORRELATED, correlation="pr-ffffffffffff"))
+    built, _ = await poll_until_build(jenkins, queued)
+
+    found = await jenkins.find(CORRELATED, SINCE)
+
+    assert found is not None
+    assert (found.id, found.url, found.number) == (built.id, built.url, "1")
+    assert found.data == {"job": "acme/e2e"}
+    [job] = fake.requests_to("GET", "/job/acme/job/e2e/api/json")
+    assert job.query["tree"].endswith(
+        "builds[number,url,timestamp,actions[parameters[name,value]]]{0,50}"
+    )
+
+
+async def test_find_answers_none_when_no_build_carries_the_run_id(
+    jenkins: Jenkins, fake: FakeJenkins, clock: ManualClock
+) -> None:
+    other = await jenkins.trigger(replace(CORRELATED, correlation="pr-ffffffffffff"))
+    await poll_until_build(jenkins, other)
+
+    assert await jenkins.find(CORRELATED, SINCE) is None
+
+
+async def test_find_ignores_builds_started_before_since(
+    jenkins: Jenkins, fake: FakeJenkins, clock: ManualClock
+) -> None:
+    queued = await jenkins.trigger(CORRELATED)
+    await poll_until_build(jenkins, queued)
+    clock.advance(timedelta(hours=1))
+
+    assert await jenkins.find(CORRELATED, clock.now() - timedelta(minutes=1)) is None
+
+
+async def test_find_cannot_tell_when_the_job_does_not_declare_the_parameter(
+    jenkins: Jenkins, fake: FakeJenkins
+) -> None:
+    """Jenkins dropped PUERTA_RUN_ID from the build: no build can be told apart."""
+    await jenkins.trigger(CORRELATED)
+
+    with pytest.raises(CannotTell, match="does not declare the parameter PUERTA_RUN_ID"):
+        await jenkins.find(CORRELATED, SINCE)
+
+
+async def test_find_cannot_tell_for_a_job_without_parameters(
+    jenkins: Jenkins, fake: FakeJenkins
+) -> None:
+    bare = Target(project="Team A/smoke tests", correlation="pr-0a1b2c3d4e5f")
+
+    assert not jenkins.can_find(bare)
+    assert jenkins.can_find(CORRELATED)
+    with pytest.raises(CannotTell):
+        await jenkins.find(bare, SINCE)
+    assert fake.received == []
 
 
 # -- errors ----------------------------------------------------------------------------------

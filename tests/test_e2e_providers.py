@@ -215,8 +215,10 @@ def test_gitlab_pipeline_fails_naming_the_job(
     try:
         assert pre_rollout(puerta) == 200
         until(lambda: the_run(puerta)["status"] != "pending")
+        correlation = the_run(puerta)["target"]["correlation"]
         assert fake.created[0]["variables"] == [
-            {"key": "TARGET", "value": "http://podinfo-canary.staging", "variable_type": "env_var"}
+            {"key": "TARGET", "value": "http://podinfo-canary.staging", "variable_type": "env_var"},
+            {"key": "PUERTA_RUN_ID", "value": correlation, "variable_type": "env_var"},
         ]
         run = follow_to_end(puerta, clock)
         assert run["status"] == "failed"
@@ -245,7 +247,9 @@ def test_jenkins_build_passes_from_its_queue_item(
     try:
         assert pre_rollout(puerta) == 200
         until(lambda: the_run(puerta)["status"] != "pending")
-        assert fake.triggered == [("acme/e2e", {"TARGET": "http://podinfo-canary.staging"})]
+        correlation = the_run(puerta)["target"]["correlation"]
+        sent = {"TARGET": "http://podinfo-canary.staging", "PUERTA_RUN_ID": correlation}
+        assert fake.triggered == [("acme/e2e", sent)]
         run = follow_to_end(puerta, clock)
         assert run["status"] == "succeeded"
         assert run["external_id"].startswith(url)  # the build, found from the queue item
@@ -310,11 +314,18 @@ BROKEN = {
         "parameters: target: unknown placeholder {canry_url}",
     ),
     "result of no e2e gate": (
-        "        - {type: e2e, provider: gh, project: acme/e2e, workflow: e.yml, ref: main}\n"
+        "        - {type: e2e, provider: gh, project: acme/e2e, workflow: e.yml, ref: main,\n"
+        "           parameters: {puerta_run: '{run_id}'}}\n"
         "      confirm-promotion:\n"
         "        - {type: e2e-result, run: smoke}\n",
         "environments.staging.gates.confirm-promotion[0].run: no e2e gate named 'smoke' in "
         "staging (e2e gates: e2e)",
+    ),
+    "github without run_id": (
+        "        - {type: e2e, provider: gh, project: acme/e2e, workflow: e.yml, ref: main,\n"
+        "           parameters: {target: '{canary_url}'}}\n",
+        "environments.staging.gates.pre-rollout[0].parameters: github needs an input carrying "
+        "{run_id}",
     ),
     "e2e on confirm-rollout": (
         "        - {type: allow}\n"

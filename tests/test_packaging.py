@@ -1127,7 +1127,10 @@ environments:
           project: acme/e2e-tests
           workflow: e2e.yml
           ref: main
-          parameters: {target: "{canary_url}", suite: "{metadata.e2e-suite|smoke}"}
+          parameters:
+            target: "{canary_url}"
+            suite: "{metadata.e2e-suite|smoke}"
+            puerta_run: "{run_id}"
           wait: hold
           hold: 50s
 """

@@ -386,7 +386,7 @@ def test_e2e_runs_are_dry_runs_taken_as_passed(tmp_path: Path) -> None:
         "    gates:\n"
         "      pre-rollout:\n"
         "        - {type: e2e, provider: gh, project: acme/e2e, workflow: e2e.yml, ref: main,\n"
-        "           wait: background}\n"
+        "           parameters: {puerta_run: '{run_id}'}, wait: background}\n"
         "      confirm-promotion:\n"
         "        - {type: e2e-result}\n"
     )

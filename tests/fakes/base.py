@@ -1,6 +1,7 @@
 """What every fake HTTP API shares: a log of the requests it received, and faults to inject
-(an outage of N requests or for good, 429 with Retry-After, a slow answer), so tests can make a
-provider misbehave the way real ones do."""
+(an outage of N requests or for good, 429 with Retry-After, a slow answer, an answer that comes
+too late after the request took effect), so tests can make a provider misbehave the way real
+ones do."""
 
 from __future__ import annotations
 
@@ -40,11 +41,22 @@ class Fault:
 
 
 @dataclass
+class LateAnswer:
+    """Requests that take effect as usual but whose answer is held back ``delay`` seconds."""
+
+    method: str
+    path_fragment: str
+    delay: float
+    remaining: int
+
+
+@dataclass
 class FakeBase:
     """Fault injection and a request log; subclasses route the API itself."""
 
     received: list[Received] = field(default_factory=list)
     _faults: list[Fault] = field(default_factory=list)
+    _late: list[LateAnswer] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- faults ----------------------------------------------------------------------------
@@ -64,6 +76,29 @@ class FakeBase:
     def heal(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def answer_late(self, method: str, path_fragment: str, *, delay: float, count: int = 1) -> None:
+        """The next ``count`` ``method`` requests whose path contains ``path_fragment`` are
+        carried out (a run is created) and then answered only after ``delay`` seconds: a
+        client that gives up sooner (its timeout) never learns what happened."""
+        with self._lock:
+            self._late.append(LateAnswer(method, path_fragment, delay, count))
+
+    async def hold_answer(self, method: str, path: str) -> None:
+        """Called by subclasses after handling a request: wait if its answer is to be late."""
+        delay = 0.0
+        with self._lock:
+            for late in self._late:
+                if late.method == method and late.path_fragment in path:
+                    delay = late.delay
+                    late.remaining -= 1
+                    if late.remaining <= 0:
+                        self._late.remove(late)
+                    break
+        if delay:
+            import asyncio
+
+            await asyncio.sleep(delay)
 
     def requests_to(self, method: str, path_fragment: str) -> list[Received]:
         return [r for r in self.received if r.method == method and path_fragment in r.path]

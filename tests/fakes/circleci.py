@@ -15,6 +15,10 @@ What it does, and why:
   pipeline error (:meth:`error_next`, :meth:`error`) and get the ``workflow-completed``
   webhook CircleCI would send (:meth:`workflow_completed_event`).
 * Lists are paged with ``next_page_token`` (``page_size``, default 20, small in paging tests).
+  A project's pipelines are listed newest first (``GET /project/{slug}/pipeline``, optionally
+  of one ``branch``). Whether a pipeline's ``trigger_parameters`` show the parameters it was
+  triggered with is a knob (``echo_parameters``): the API description leaves it open, and
+  users report CircleCI leaves them out.
 * Every route first applies FakeBase's injected faults. With a ``validator`` every request
   and every answer is checked against CircleCI's OpenAPI description; what does not match
   goes to ``violations``, which tests assert stays empty.
@@ -68,7 +72,11 @@ _REF_FIELDS = {"branch", "tag"}
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _stamp(datetime.now(UTC))
+
+
+def _stamp(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def long_slug(slug: str) -> str:
@@ -134,6 +142,8 @@ class FakeCircleCI(FakeBase):
 
     token: str = "circle-test-token"
     page_size: int = 20
+    echo_parameters: bool = True
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     app_url: str = "https://app.circleci.com"
     validator: SpecValidator | None = None
     script: list[Step] = field(default_factory=lambda: list(DEFAULT_SCRIPT))
@@ -240,6 +250,7 @@ class FakeCircleCI(FakeBase):
         slug = "/project/{vcs}/{org}/{repo}"
         table: list[tuple[str, str, Handler]] = [
             ("POST", slug + "/pipeline", self._trigger_legacy),
+            ("GET", slug + "/pipeline", self._list_pipelines),
             ("POST", slug + "/pipeline/run", self._trigger_run),
             ("GET", "/pipeline/{pipeline_id}", self._get_pipeline),
             ("GET", "/pipeline/{pipeline_id}/workflow", self._list_workflows),
@@ -264,6 +275,7 @@ class FakeCircleCI(FakeBase):
                 response = JSONResponse(_UNAUTHORIZED, status_code=401)
             else:
                 response = await handler(request, _json_or_none(entry))
+                await self.hold_answer(entry.method, entry.path)
             self._check_response(call, response, undeclared_ok=response.status_code == 200)
             return response
 
@@ -336,6 +348,7 @@ class FakeCircleCI(FakeBase):
             parameters=dict(body.get("parameters") or {}),
             ref=ref,
             script=self._next_scripts.pop(0) if self._next_scripts else list(self.script),
+            created_at=_stamp(self.now()),
         )
         project.next_number += 1
         if self._next_errors:
@@ -351,6 +364,22 @@ class FakeCircleCI(FakeBase):
         return JSONResponse(created, status_code=201)
 
     # -- reading ---------------------------------------------------------------------------
+    async def _list_pipelines(self, request: Request, body: Any) -> Response:
+        """The project's pipelines, newest first, of ``branch`` if given."""
+        project = self._project(request)
+        if project is None:
+            return JSONResponse({"message": "Project not found"}, status_code=404)
+        branch = request.query_params.get("branch")
+        pipelines = [
+            pipeline
+            for pipeline in self.pipelines.values()
+            if pipeline.project is project
+            and (branch is None or pipeline.ref.get("branch") == branch)
+        ]
+        pipelines.sort(key=lambda pipeline: pipeline.number, reverse=True)
+        items = [self._pipeline_json(pipeline) for pipeline in pipelines]
+        return self._page(items, request.query_params.get("page-token"))
+
     async def _get_pipeline(self, request: Request, body: Any) -> Response:
         pipeline = self.pipelines.get(request.path_params["pipeline_id"])
         if pipeline is None:
@@ -426,7 +455,7 @@ class FakeCircleCI(FakeBase):
             "project_slug": pipeline.project.slug,
             "updated_at": _now(),
             "number": pipeline.number,
-            "trigger_parameters": pipeline.parameters,
+            "trigger_parameters": pipeline.parameters if self.echo_parameters else {},
             "state": pipeline.state,
             "created_at": pipeline.created_at,
             "trigger": {

@@ -335,7 +335,8 @@ class FakeGitHub(FakeBase):
     def _guard(
         self, handler: Callable[[Request], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
-        """Log, then injected faults, armed answers, API version and token, then the route."""
+        """Log, then injected faults, armed answers, API version and token, then the route
+        (and a late answer, if one is armed)."""
 
         async def endpoint(request: Request) -> Response:
             await self.record(request)
@@ -347,6 +348,7 @@ class FakeGitHub(FakeBase):
                 return refused
             response = await handler(request)
             response.headers.update(self._rate_headers())
+            await self.hold_answer(request.method, request.url.path)
             return response
 
         return endpoint

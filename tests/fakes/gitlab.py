@@ -11,6 +11,10 @@ Usage::
     fake.script = ["pending", "running", "failed"]   # status per GET of each pipeline
     fake.add_failed_job("playwright", stage="test")
     with serve_in_thread(fake.app) as url: ...
+
+Besides creating, reading and cancelling pipelines it lists them (``GET .../pipelines`` with
+``ref``, ``source``, ``updated_after``, ``order_by=id``, ``sort`` and paging) and shows the
+variables a pipeline was created with (``GET .../pipelines/:id/variables``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import itertools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -49,6 +54,8 @@ class _Pipeline:
     web_url: str
     script: list[str]
     jobs: list[dict[str, Any]]
+    variables: list[dict[str, Any]]
+    created_at: datetime
     polls: int = 0
     cancelled: bool = False
 
@@ -68,7 +75,23 @@ class _Pipeline:
             "ref": self.ref,
             "sha": "a91957a858320c0e17f3a0eca7cfacbff50ea29a",
             "web_url": self.web_url,
+            "created_at": _stamp(self.created_at),
+            "updated_at": _stamp(self.created_at),
         }
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(instant: datetime) -> str:
+    """GitLab's timestamps: ``2026-11-26T10:00:00.000Z``."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _instant(text: str) -> datetime:
+    instant = datetime.fromisoformat(text)
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 def _not_found(what: str = "Not found") -> JSONResponse:
@@ -84,10 +107,12 @@ class FakeGitLab(FakeBase):
     gets as failed jobs, besides one successful ``build`` job. ``jobs_status``: answer the
     jobs listing with this HTTP status instead (to break only that call). ``created``: the
     JSON bodies of pipeline creations; ``cancelled``: ids of cancelled pipelines;
-    ``raw_paths``: the undecoded path of every request.
+    ``raw_paths``: the undecoded path of every request. ``now``: the clock that stamps new
+    pipelines (``created_at``, which ``updated_after`` filters on).
     """
 
     token: str = "glpat-fake-7f3c1e"
+    now: Callable[[], datetime] = _utcnow
     script: list[str] = field(default_factory=lambda: ["pending", "running", "success"])
     failed_jobs: list[dict[str, Any]] = field(default_factory=list)
     jobs_status: int | None = None
@@ -105,7 +130,13 @@ class FakeGitLab(FakeBase):
         self.app = Starlette(routes=[Route("/{rest:path}", self._handle, methods=methods)])
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(r"^/api/v4/projects/([^/]+)/pipeline$"), self._create),
+            ("GET", re.compile(r"^/api/v4/projects/([^/]+)/pipelines$"), self._list),
             ("GET", re.compile(r"^/api/v4/projects/([^/]+)/pipelines/(\d+)$"), self._get),
+            (
+                "GET",
+                re.compile(r"^/api/v4/projects/([^/]+)/pipelines/(\d+)/variables$"),
+                self._variables,
+            ),
             ("GET", re.compile(r"^/api/v4/projects/([^/]+)/pipelines/(\d+)/jobs$"), self._jobs),
             (
                 "POST",
@@ -142,7 +173,9 @@ class FakeGitLab(FakeBase):
                 project = self._project(unquote(match.group(1)))
                 if project is None:
                     return _not_found("Project Not Found")
-                return await handler(request, project, match)
+                response = await handler(request, project, match)
+                await self.hold_answer(request.method, raw)
+                return response
         return _not_found()
 
     def _project(self, key: str) -> _Project | None:
@@ -163,10 +196,14 @@ class FakeGitLab(FakeBase):
             self.created.append(body)
         if body["ref"] not in project.refs:
             return JSONResponse({"message": {"base": ["Reference not found"]}}, status_code=400)
-        pipeline = self._new_pipeline(str(request.base_url).rstrip("/"), project, body["ref"])
+        base = str(request.base_url).rstrip("/")
+        variables = [dict(v) for v in body.get("variables") or [] if isinstance(v, dict)]
+        pipeline = self._new_pipeline(base, project, body["ref"], variables)
         return JSONResponse(pipeline.as_json("created"), status_code=201)
 
-    def _new_pipeline(self, base: str, project: _Project, ref: str) -> _Pipeline:
+    def _new_pipeline(
+        self, base: str, project: _Project, ref: str, variables: list[dict[str, Any]]
+    ) -> _Pipeline:
         with self._lock:
             pid = next(self._ids)
             iid, project.next_iid = project.next_iid, project.next_iid + 1
@@ -178,7 +215,11 @@ class FakeGitLab(FakeBase):
                 for spec in self.failed_jobs
             ]
             web_url = f"{base}/{project.path}/-/pipelines/{pid}"
-            pipeline = _Pipeline(pid, iid, project, ref, web_url, list(self.script), jobs)
+            for variable in variables:
+                variable.setdefault("variable_type", "env_var")
+            pipeline = _Pipeline(
+                pid, iid, project, ref, web_url, list(self.script), jobs, variables, self.now()
+            )
             self.pipelines[pid] = pipeline
         return pipeline
 
@@ -194,6 +235,40 @@ class FakeGitLab(FakeBase):
             "allow_failure": allow,
             "web_url": f"{base}/{project.path}/-/jobs/{jid}",
         }
+
+    async def _list(self, request: Request, project: _Project, _: re.Match[str]) -> Response:
+        """The project's pipelines, filtered like GitLab (``ref``, ``source``,
+        ``updated_after``), ordered by id (``sort`` desc by default) and paged."""
+        query = request.query_params
+        if query.get("order_by", "id") != "id":
+            return JSONResponse({"error": "order_by does not have a valid value"}, status_code=400)
+        try:
+            after = _instant(query["updated_after"]) if "updated_after" in query else None
+            per_page = min(int(query.get("per_page", "20")), 100)
+            page = max(int(query.get("page", "1")), 1)
+        except ValueError:
+            return JSONResponse({"error": "updated_after is invalid"}, status_code=400)
+        with self._lock:
+            found = [
+                pipeline
+                for pipeline in self.pipelines.values()
+                if pipeline.project is project
+                and query.get("ref") in (None, pipeline.ref)
+                and query.get("source") in (None, "api")
+                and (after is None or pipeline.created_at > after)
+            ]
+            found.sort(key=lambda pipeline: pipeline.id, reverse=query.get("sort") != "asc")
+            chunk = found[(page - 1) * per_page : page * per_page]
+            listed = [pipeline.as_json(pipeline.status()) for pipeline in chunk]
+        return JSONResponse(listed)
+
+    async def _variables(
+        self, request: Request, project: _Project, match: re.Match[str]
+    ) -> Response:
+        pipeline = self._pipeline(project, match)
+        if pipeline is None:
+            return _not_found()
+        return JSONResponse(pipeline.variables)
 
     async def _get(self, request: Request, project: _Project, match: re.Match[str]) -> Response:
         pipeline = self._pipeline(project, match)

@@ -3,7 +3,10 @@
 A provider triggers a run of a pipeline/workflow/job (:class:`Target`), returns a
 :class:`RunRef` by which the run is found again (stored in the database, so any replica, after
 any restart, follows the same run), reports its :class:`RunStatus` and cancels it where the API
-allows. Errors are classified once, here, so the runner treats every provider alike:
+allows. When a trigger's answer was lost (a timeout, a dropped connection, a replica that died
+mid-call), :meth:`CiProvider.find` looks for the run that trigger may have started, by the
+correlation id each run carries, so the runner adopts it instead of triggering a second one.
+Errors are classified once, here, so the runner treats every provider alike:
 :class:`TransientError` (outage, 5xx, timeout: retry with backoff, never a pass),
 :class:`RateLimited` (429 / Retry-After: wait that long), :class:`PermanentError` (bad token,
 unknown project, invalid parameters: the run fails with the provider's message).
@@ -12,12 +15,15 @@ unknown project, invalid parameters: the run fails with the provider's message).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from puerta.external import PermanentError, ProviderError, RateLimited, TransientError
 
 __all__ = [
+    "CORRELATION_PARAMETER",
+    "CannotTell",
     "CiProvider",
     "Part",
     "PermanentError",
@@ -28,7 +34,19 @@ __all__ = [
     "RunStatus",
     "Target",
     "TransientError",
+    "carries_correlation",
+    "with_correlation",
 ]
+
+#: the GitLab variable / Jenkins build parameter that carries :attr:`Target.correlation`
+#: (Puerta adds it where the provider accepts a parameter the gate did not list), so
+#: :meth:`CiProvider.find` can recognise the run later
+CORRELATION_PARAMETER = "PUERTA_RUN_ID"
+
+
+class CannotTell(PermanentError):
+    """:meth:`CiProvider.find` cannot say whether an earlier trigger started a run (the
+    provider does not show what would identify it, or there are too many runs to check)."""
 
 
 class RunState(StrEnum):
@@ -54,8 +72,8 @@ class Target:
     path (``folder/job``). ``workflow``: GitHub workflow file name or id (required there);
     CircleCI pipeline definition id (uuid; selects the newer ``/pipeline/run`` trigger);
     unused elsewhere. ``ref``: branch (or tag when ``ref_is_tag``); Jenkins ignores it.
-    ``correlation``: unique per run; providers that cannot return a run id at trigger time
-    (GitHub's 204) find the run by it (the workflow echoes an input in its ``run-name``).
+    ``correlation``: unique per run (``{run_id}``); a run is found by it when its id was
+    never learnt: GitHub's 204, or a trigger whose answer was lost (see :meth:`CiProvider.find`).
     """
 
     project: str
@@ -140,6 +158,25 @@ class RunStatus:
     ref: RunRef | None = None
 
 
+def carries_correlation(parameters: dict[str, str], correlation: str) -> bool:
+    """Whether some parameter value carries the correlation id (``{run_id}`` templated in)."""
+    return bool(correlation) and any(correlation in value for value in parameters.values())
+
+
+def with_correlation(target: Target) -> dict[str, str]:
+    """The target's parameters plus ``PUERTA_RUN_ID=<correlation>``, for providers that take
+    a parameter the gate did not list (GitLab variables; Jenkins drops undeclared ones). Not
+    added when a parameter already carries the correlation or the gate uses the name."""
+    parameters = dict(target.parameters)
+    if (
+        target.correlation
+        and CORRELATION_PARAMETER not in parameters
+        and not carries_correlation(parameters, target.correlation)
+    ):
+        parameters[CORRELATION_PARAMETER] = target.correlation
+    return parameters
+
+
 class CiProvider(Protocol):
     """One CI system. Implementations hold an ``httpx.AsyncClient`` given to them."""
 
@@ -158,4 +195,22 @@ class CiProvider(Protocol):
 
     async def cancel(self, ref: RunRef) -> bool:
         """Cancel the run; False when the API cannot (or the run is not known yet)."""
+        ...
+
+    def can_find(self, target: Target) -> bool:
+        """Whether :meth:`find` can look for this target's run at all, judged without a
+        request: the correlation id travels with the run somewhere the provider shows it
+        back. False: the runner does not ask, and a trigger whose answer was lost is sent
+        again (a second run is then possible; it says so in a warning)."""
+        ...
+
+    async def find(self, target: Target, since: datetime) -> RunRef | None:
+        """The run an earlier trigger of ``target`` started (created at or after ``since``),
+        recognised by :attr:`Target.correlation`; the earliest if there are several.
+
+        None: there is none (the trigger never reached the provider). Raises
+        :class:`CannotTell` (or another PermanentError) when the provider cannot say, and
+        TransientError/RateLimited when it cannot answer now. Its requests draw from the
+        provider's budget like any other.
+        """
         ...

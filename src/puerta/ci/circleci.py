@@ -13,6 +13,15 @@ combines them: any workflow still going keeps the run RUNNING, then any failure 
 then any cancellation cancels it. Failures name the failed workflow and its failed jobs and
 link to the workflow in the web UI.
 
+Finding a pipeline again (:meth:`CircleCI.find`, after a trigger whose answer was lost) is
+best effort. CircleCI refuses pipeline parameters the config does not declare, so Puerta adds
+none of its own; and API v2 offers no documented way to read the parameters a pipeline was
+triggered with: the pipeline list has a free-form ``trigger_parameters`` object that the API
+description does not tie to them (users report it empty for API triggers). So when a gate
+parameter carries ``{run_id}``, Puerta looks for it in ``trigger_parameters`` of the project's
+pipelines on the ref created since the trigger, and adopts a pipeline that shows it; when none
+does, it cannot tell whether there is one (:class:`CannotTell`) and the runner triggers again.
+
 The slug's three segments are URL-encoded one by one with the ``/`` between them kept: the
 API routes on those separators, and encoding the whole slug gives 404. The token travels in
 the ``Circle-Token`` header only and never appears in messages, logs or reprs.
@@ -23,6 +32,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +40,7 @@ import httpx
 import structlog
 
 from puerta.ci.base import (
+    CannotTell,
     Part,
     PermanentError,
     ProviderError,
@@ -38,6 +49,7 @@ from puerta.ci.base import (
     RunStatus,
     Target,
     TransientError,
+    carries_correlation,
 )
 from puerta.ci.http import request
 from puerta.clock import Clock, SystemClock
@@ -56,6 +68,8 @@ MAX_PARAMETER_VALUE = 512
 
 # A server that hands out page tokens forever must not keep a poll going forever.
 MAX_PAGES = 100
+# find: pages of the project's pipeline list (newest first) read back to the trigger
+FIND_PAGES = 5
 
 # The web UI spells the VCS in full where the API slug may abbreviate it.
 _VCS_LONG = {"gh": "github", "bb": "bitbucket"}
@@ -296,6 +310,36 @@ class CircleCI:
         raw = ",".join(f"{w.name}:{w.status}" for w in workflows)
         return RunStatus(state, raw=raw, reason=reason, url=link, parts=parts)
 
+    def can_find(self, target: Target) -> bool:
+        """Only a pipeline whose parameters carry ``{run_id}`` can be recognised, and only if
+        CircleCI shows them back (see the module docstring)."""
+        return carries_correlation(target.parameters, target.correlation)
+
+    async def find(self, target: Target, since: datetime) -> RunRef | None:
+        """The earliest pipeline of the project (on the ref's branch) created since ``since``
+        whose ``trigger_parameters`` show the correlation id. Never None: CircleCI does not
+        promise to show parameters there, so finding none is :class:`CannotTell`."""
+        if not self.can_find(target):
+            raise CannotTell(f"{PROVIDER}: no pipeline parameter carries the run id ({{run_id}})")
+        slug = Slug.parse(target.project)
+        branch = {"branch": target.ref} if target.ref and not target.ref_is_tag else {}
+        matches = await self._pipelines_since(slug, branch, since, target.correlation)
+        if not matches:
+            raise CannotTell(
+                f"{PROVIDER}: no pipeline of {slug} since {since:%Y-%m-%d %H:%M:%S} UTC shows "
+                "the run id in its trigger_parameters, and CircleCI does not promise to show "
+                "a pipeline's parameters there"
+            )
+        pipeline = min(matches, key=lambda found: int(found.get("number") or 0))
+        number = str(pipeline.get("number", "?"))
+        return RunRef(
+            id=str(pipeline["id"]),
+            number=number,
+            url=slug.web_url(self._app, number),
+            triggered_at=since.isoformat(timespec="seconds"),
+            data={"slug": str(slug)},
+        )
+
     async def cancel(self, ref: RunRef) -> bool:
         """Cancel every workflow of the pipeline that is still going.
 
@@ -314,6 +358,29 @@ class CircleCI:
         return True
 
     # -- reading ---------------------------------------------------------------------------
+    async def _pipelines_since(
+        self, slug: Slug, branch: dict[str, str], since: datetime, correlation: str
+    ) -> list[dict[str, Any]]:
+        """Pipelines of the list (newest first) created since ``since`` that show the
+        correlation id, reading pages until one reaches back before ``since``."""
+        path = slug.api_path() + "/pipeline"
+        matches: list[dict[str, Any]] = []
+        params = dict(branch)
+        for _ in range(FIND_PAGES):
+            page = await self._get(path, params=params)
+            items = [item for item in page.get("items") or [] if isinstance(item, dict)]
+            recent = [item for item in items if _created_at_or_after(item, since)]
+            matches += [
+                item
+                for item in recent
+                if item.get("id") and _shows(item.get("trigger_parameters"), correlation)
+            ]
+            token = page.get("next_page_token")
+            if len(recent) < len(items) or not token:
+                break
+            params = {**branch, "page-token": str(token)}
+        return matches
+
     async def _workflows(self, pipeline_id: str) -> list[_Workflow]:
         items = await self._pages(f"/pipeline/{quote(pipeline_id, safe='')}/workflow")
         return [
@@ -424,6 +491,26 @@ def _created(response: httpx.Response) -> dict[str, Any]:
         # The pipeline may exist; retrying could start a second one, so this is permanent.
         raise PermanentError(f"{PROVIDER}: the trigger's answer has no pipeline id and number")
     return body
+
+
+def _created_at_or_after(pipeline: Mapping[str, Any], since: datetime) -> bool:
+    """Whether a listed pipeline was created at or after ``since`` (kept when unreadable)."""
+    try:
+        created = datetime.fromisoformat(str(pipeline["created_at"]))
+    except (KeyError, ValueError):
+        return True
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return created >= since
+
+
+def _shows(value: Any, correlation: str) -> bool:
+    """Whether the correlation id is a value anywhere in ``trigger_parameters``."""
+    if isinstance(value, Mapping):
+        return any(_shows(inner, correlation) for inner in value.values())
+    if isinstance(value, list):
+        return any(_shows(inner, correlation) for inner in value)
+    return isinstance(value, str) and correlation in value
 
 
 def _object(response: httpx.Response, path: str) -> dict[str, Any]:

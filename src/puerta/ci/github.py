@@ -4,7 +4,9 @@ GitHub only recently learnt to answer a dispatch with the run's id (``return_run
 github.com and newer GitHub Enterprise Server answer 200 with it, older servers answer 204 with
 no body or refuse the flag outright. Without an id the run is found later by listing the
 workflow's runs and matching :attr:`Target.correlation` against the ``display_title``, which is
-only possible when the workflow echoes a Puerta input in its ``run-name``.
+only possible when the workflow echoes a Puerta input in its ``run-name``. The same search is
+:meth:`GitHubActions.find`: the run of a dispatch whose answer was lost (a timeout) even where
+GitHub returns run ids.
 
 Rate limiting is GitHub's own: besides 429 it answers **403** with ``retry-after`` (secondary
 limits) or with ``x-ratelimit-remaining: 0`` plus ``x-ratelimit-reset`` (primary limit). Those
@@ -22,6 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from puerta.ci.base import (
+    CannotTell,
     Part,
     PermanentError,
     ProviderError,
@@ -29,6 +32,7 @@ from puerta.ci.base import (
     RunState,
     RunStatus,
     Target,
+    carries_correlation,
 )
 from puerta.github_rest import (
     PROVIDER,
@@ -167,6 +171,18 @@ def _branch_filter(ref: str | None, is_tag: bool) -> str | None:
     return ref.removeprefix("refs/heads/")
 
 
+def _ref_of(run: Mapping[str, Any], triggered_at: str | None, data: dict[str, str]) -> RunRef:
+    """The ref of a run found in a run list."""
+    number = run.get("run_number")
+    return RunRef(
+        id=str(run["id"]),
+        url=run.get("html_url"),
+        number=str(number) if number is not None else None,
+        triggered_at=triggered_at,
+        data=data,
+    )
+
+
 def _rejects_flag(exc: PermanentError) -> bool:
     """Older GHES refuse ``return_run_details`` (400/422 naming it): retry without the flag."""
     return exc.status in (400, 422) and "return_run_details" in str(exc)
@@ -217,6 +233,27 @@ class GitHubActions(GitHubClient):
             )
             status = dataclasses.replace(status, ref=learnt)
         return status
+
+    def can_find(self, target: Target) -> bool:
+        """Only a run whose title carries the correlation can be found: an input must carry
+        ``{run_id}`` (and the workflow must echo it in its ``run-name``, which Puerta cannot
+        check: without it :meth:`find` answers None and the dispatch is sent again)."""
+        return carries_correlation(target.parameters, target.correlation)
+
+    async def find(self, target: Target, since: datetime) -> RunRef | None:
+        """The earliest dispatched run created since ``since`` whose title has the
+        correlation: the same search that finds a run after a 204."""
+        if not self.can_find(target):
+            raise CannotTell(
+                f"{PROVIDER}: no workflow input carries the run id ({{run_id}}), so the run "
+                "cannot be found by its title"
+            )
+        workflow, _ = self._check_target(target)
+        run = await self._find_run(target.project, workflow, target, since)
+        if run is None:
+            return None
+        data = {"repo": target.project, "workflow": workflow}
+        return _ref_of(run, _iso(since), data)
 
     async def cancel(self, ref: RunRef) -> bool:
         """Ask GitHub to cancel the run; a run already completed counts as done."""
@@ -281,7 +318,10 @@ class GitHubActions(GitHubClient):
                 "its title: the workflow must echo the {run_id} input in its run-name "
                 "(e.g. run-name: E2E ${{ inputs.puerta_run }}) and the gate must pass it"
             )
-        run = await self._find_run(repo, workflow, ref, target)
+        since = parse_instant(ref.triggered_at)
+        run = await self._find_run(
+            repo, workflow, target, since - _SEARCH_MARGIN if since is not None else None
+        )
         if run is None:
             return RunStatus(
                 RunState.QUEUED,
@@ -291,21 +331,16 @@ class GitHubActions(GitHubClient):
                     f"whose title contains {target.correlation!r}"
                 ),
             )
-        found = RunRef(
-            id=str(run["id"]),
-            url=run.get("html_url"),
-            number=str(run["run_number"]) if run.get("run_number") is not None else None,
-            triggered_at=ref.triggered_at,
-            data=dict(ref.data),
-        )
+        found = _ref_of(run, ref.triggered_at, dict(ref.data))
         status = await self._with_jobs(repo, run)
         return dataclasses.replace(status, ref=found)
 
     async def _find_run(
-        self, repo: str, workflow: str, ref: RunRef, target: Target
+        self, repo: str, workflow: str, target: Target, since: datetime | None
     ) -> dict[str, Any] | None:
-        """The earliest dispatched run since the trigger whose title has the correlation."""
-        params = self._run_filters(ref, target)
+        """The earliest dispatched run created since ``since`` whose title has the
+        correlation."""
+        params = self._run_filters(target, since)
         path = f"{repo_path(repo)}/actions/workflows/{quote(workflow, safe='')}/runs"
         matches: list[dict[str, Any]] = []
         for page in range(1, _MAX_PAGES + 1):
@@ -323,12 +358,11 @@ class GitHubActions(GitHubClient):
         return min(matches, key=lambda run: int(run["id"])) if matches else None
 
     @staticmethod
-    def _run_filters(ref: RunRef, target: Target) -> dict[str, str]:
-        """Query for the run list: dispatched runs, created since the trigger (with margin)."""
+    def _run_filters(target: Target, since: datetime | None) -> dict[str, str]:
+        """Query for the run list: dispatched runs, created since ``since``."""
         params = {"event": "workflow_dispatch", "per_page": str(_PER_PAGE)}
-        since = parse_instant(ref.triggered_at)
         if since is not None:
-            params["created"] = f">={_iso(since - _SEARCH_MARGIN)}"
+            params["created"] = f">={_iso(since)}"
         branch = _branch_filter(target.ref, target.ref_is_tag)
         if branch:
             params["branch"] = branch

@@ -6,6 +6,12 @@ poll it. The project is a numeric id or a full path; a path goes into the URL as
 percent-encoded segment (``group%2Fsub%2Fproject``) because that is how GitLab tells a
 namespaced path from the rest of the route.
 
+Every pipeline carries the run's correlation id as a CI/CD variable (``PUERTA_RUN_ID``, unless a
+gate parameter already carries ``{run_id}``), so :meth:`GitLabCI.find` can recognise the
+pipeline of a trigger whose answer was lost: it lists the project's API pipelines of the ref
+created since the trigger and reads their variables (``GET .../pipelines/:pid/variables``).
+A project that restricts pipeline variables refuses any variable, this one included.
+
 Failures name the failed jobs (``GET .../pipelines/:pid/jobs?scope[]=failed``), skipping jobs
 marked ``allow_failure`` since those did not fail the pipeline. The token travels in the
 ``PRIVATE-TOKEN`` header only and never appears in messages or logs.
@@ -21,6 +27,7 @@ import httpx
 import structlog
 
 from puerta.ci.base import (
+    CannotTell,
     Part,
     PermanentError,
     ProviderError,
@@ -29,12 +36,20 @@ from puerta.ci.base import (
     RunStatus,
     Target,
     TransientError,
+    carries_correlation,
+    with_correlation,
 )
 from puerta.ci.http import request
 
 log = structlog.get_logger("puerta.ci.gitlab")
 
 PROVIDER = "gitlab"
+
+# find: pipelines listed per page, pages read, and pipelines whose variables are read (each
+# a request), oldest first: the lost trigger's pipeline is among the first created since it
+_PER_PAGE = 100
+_FIND_PAGES = 3
+_MAX_CANDIDATES = 25
 
 # Pipeline status words (GitLab's ``status`` field) -> Puerta's states. ``manual`` and
 # ``skipped`` get their own explanation in :func:`_reason`.
@@ -103,19 +118,38 @@ class GitLabCI:
             "ref": target.ref,
             "variables": [
                 {"key": key, "value": value, "variable_type": "env_var"}
-                for key, value in target.parameters.items()
+                for key, value in with_correlation(target).items()
             ],
         }
         url = self._project_url(target.project) + "/pipeline"
         pipeline = await self._pipeline("POST", url, body)
         log.info("gitlab pipeline created", project=target.project, pipeline=pipeline.get("id"))
-        return RunRef(
-            id=str(pipeline["id"]),
-            number=_str_or_none(pipeline.get("iid")),
-            url=pipeline.get("web_url"),
-            triggered_at=_now_iso(),
-            data={"project": target.project},
-        )
+        return _ref_of(pipeline, target.project, _now_iso())
+
+    def can_find(self, target: Target) -> bool:
+        """A pipeline carries the correlation in its variables unless the gate took the
+        ``PUERTA_RUN_ID`` name for something else."""
+        return carries_correlation(with_correlation(target), target.correlation)
+
+    async def find(self, target: Target, since: datetime) -> RunRef | None:
+        """The earliest API pipeline of the ref created since ``since`` whose variables
+        carry the correlation id."""
+        if not self.can_find(target):
+            raise CannotTell(f"{PROVIDER}: the gate's PUERTA_RUN_ID parameter is not the run id")
+        if not target.ref:
+            raise PermanentError(f"{PROVIDER}: a ref (branch or tag) is required")
+        candidates, complete = await self._created_since(target, since)
+        for pipeline in candidates[:_MAX_CANDIDATES]:
+            url = self._pipeline_url(target.project, str(pipeline["id"])) + "/variables"
+            variables = await self._call("GET", url)
+            if _carries(variables, target.correlation):
+                return _ref_of(pipeline, target.project, str(pipeline.get("created_at") or ""))
+        if len(candidates) > _MAX_CANDIDATES or not complete:
+            raise CannotTell(
+                f"{PROVIDER}: too many pipelines of {target.ref} since {_iso(since)} to check "
+                f"(read the variables of the first {_MAX_CANDIDATES})"
+            )
+        return None
 
     async def status(self, ref: RunRef, target: Target) -> RunStatus:
         """Poll the pipeline; on failure, also name the jobs that failed it."""
@@ -144,6 +178,38 @@ class GitLabCI:
         return True
 
     # -- helpers ---------------------------------------------------------------------------
+    async def _created_since(
+        self, target: Target, since: datetime
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The project's API pipelines of the ref created since ``since``, oldest first, and
+        whether that is all of them. ``updated_after`` narrows the list on GitLab's side
+        (every pipeline created since then was updated since); creation is checked here."""
+        assert target.ref is not None
+        params = [
+            ("ref", target.ref),
+            ("source", "api"),
+            ("updated_after", _iso(since)),
+            ("order_by", "id"),
+            ("sort", "asc"),
+            ("per_page", str(_PER_PAGE)),
+        ]
+        url = self._project_url(target.project) + "/pipelines"
+        found: list[dict[str, Any]] = []
+        for page in range(1, _FIND_PAGES + 1):
+            listed = await self._call("GET", url, params=[*params, ("page", str(page))])
+            if not isinstance(listed, list):
+                raise TransientError(f"{PROVIDER}: {target.project}'s pipeline list is no list")
+            found += [
+                pipeline
+                for pipeline in listed
+                if isinstance(pipeline, dict)
+                and pipeline.get("id") is not None
+                and _created_at_or_after(pipeline, since)
+            ]
+            if len(listed) < _PER_PAGE:
+                return found, True
+        return found, False
+
     def _project_url(self, project: str) -> str:
         return f"{self._api}/projects/{encode_project(project)}"
 
@@ -213,6 +279,43 @@ class GitLabCI:
             return (), _linked(f"pipeline {pipeline_id} failed", web_url)
         failed = [job for job in jobs if isinstance(job, dict) and not job.get("allow_failure")]
         return tuple(_part(job) for job in failed), _failure_reason(pipeline_id, web_url, failed)
+
+
+def _ref_of(pipeline: dict[str, Any], project: str, triggered_at: str) -> RunRef:
+    """The ref of a pipeline object (created, or found in a list)."""
+    return RunRef(
+        id=str(pipeline["id"]),
+        number=_str_or_none(pipeline.get("iid")),
+        url=pipeline.get("web_url"),
+        triggered_at=triggered_at or None,
+        data={"project": project},
+    )
+
+
+def _iso(instant: datetime) -> str:
+    """``2026-03-02T10:00:00Z``: the form GitLab's date filters take."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _created_at_or_after(pipeline: dict[str, Any], since: datetime) -> bool:
+    """Whether the pipeline was created at or after ``since`` (kept when GitLab omits it)."""
+    try:
+        created = datetime.fromisoformat(str(pipeline["created_at"]))
+    except (KeyError, ValueError):
+        return True
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return created >= since
+
+
+def _carries(variables: Any, correlation: str) -> bool:
+    """Whether a pipeline's variables (``[{key, value, variable_type}]``) carry the id."""
+    if not isinstance(variables, list):
+        raise TransientError(f"{PROVIDER}: a pipeline's variables are no list")
+    return any(
+        isinstance(variable, dict) and correlation in str(variable.get("value", ""))
+        for variable in variables
+    )
 
 
 def _part(job: dict[str, Any]) -> Part:

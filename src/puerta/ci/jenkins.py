@@ -11,6 +11,14 @@ poll saw the item turn into a build within that time, the build cannot be found 
 queue item then answers 404 and :meth:`Jenkins.status` raises :class:`TransientError` (not a
 pass, not a verdict) until the runner's deadline fails the run.
 
+Finding a build again: with parameters, Puerta also sends the run's correlation id as the build
+parameter ``PUERTA_RUN_ID`` (unless a gate parameter already carries ``{run_id}``). Jenkins keeps
+only the parameters a job declares (it drops the others with a warning in its log), so a job
+that should be found after a lost trigger answer declares a string parameter ``PUERTA_RUN_ID``.
+:meth:`Jenkins.find` then looks in the queue (``/queue/api/json``) and among the job's recent
+builds (``tree=builds[...]{0,N}``) for the item or build whose parameters carry the id. A job
+triggered without parameters (``/build``) carries nothing: it cannot be found.
+
 Authentication is HTTP Basic with a user and an API token (API tokens need no CSRF crumb).
 Every request goes to the configured ``base_url``'s origin, even when Jenkins hands out URLs
 under another root URL (a misconfigured "Jenkins URL" behind a proxy), so the credentials are
@@ -29,18 +37,30 @@ import httpx
 import structlog
 
 from puerta.ci.base import (
+    CannotTell,
     PermanentError,
     RunRef,
     RunState,
     RunStatus,
     Target,
     TransientError,
+    carries_correlation,
+    with_correlation,
 )
 from puerta.ci.http import request
 
 log = structlog.get_logger("puerta.ci.jenkins")
 
 PROVIDER = "jenkins"
+
+# find: the job's newest builds searched (one request; a lost trigger's build is recent)
+_RECENT_BUILDS = 50
+_PARAMETERS = "actions[parameters[name,value]]"
+_QUEUE_TREE = f"items[id,task[name],{_PARAMETERS}]"
+_JOB_TREE = (
+    f"property[parameterDefinitions[name]],builds[number,url,timestamp,{_PARAMETERS}]"
+    f"{{0,{_RECENT_BUILDS}}}"
+)
 
 # Build results (``result`` once ``building`` is false) -> Puerta's states.
 _RESULTS: dict[str, RunState] = {
@@ -107,8 +127,9 @@ class Jenkins:
         """
         job = target.project.strip("/")
         job_url = self._base + job_url_path(job)
-        if target.parameters:
-            url, data = job_url + "/buildWithParameters", dict(target.parameters)
+        parameters = sent_parameters(target)
+        if parameters:
+            url, data = job_url + "/buildWithParameters", parameters
         else:
             url, data = job_url + "/build", None
         response = await self._call("POST", url, job=job, data=data)
@@ -142,6 +163,46 @@ class Jenkins:
         build = await self._get_json(_slash(ref.id or ""), job=job, what="build")
         return replace(_build_status(build, ref, job), ref=found)
 
+    def can_find(self, target: Target) -> bool:
+        """Only a build triggered with parameters carries the correlation (see module doc)."""
+        return carries_correlation(sent_parameters(target), target.correlation)
+
+    async def find(self, target: Target, since: datetime) -> RunRef | None:
+        """The queue item or recent build (started since ``since``) whose parameters carry
+        the correlation id. The queue is read first: an item that leaves it meanwhile is
+        then among the builds. CannotTell when the job does not declare a parameter that
+        carries the id (Jenkins dropped it)."""
+        if not self.can_find(target):
+            raise CannotTell(f"{PROVIDER}: a build triggered without parameters carries no id")
+        job = target.project.strip("/")
+        job_url = self._base + job_url_path(job)
+        queue = await self._get_json(
+            self._base + "/queue/", job=job, what="queue", params={"tree": _QUEUE_TREE}
+        )
+        for item in _list(queue, "items"):
+            if item.get("id") is not None and _carries(item, target.correlation):
+                return RunRef(
+                    id=None,
+                    url=job_url + "/",
+                    triggered_at=since.isoformat(timespec="seconds"),
+                    data={"queue_url": f"{self._base}/queue/item/{item['id']}/", "job": job},
+                )
+        info = await self._get_json(job_url + "/", job=job, what="job", params={"tree": _JOB_TREE})
+        self._check_declared(info, target, job)
+        earliest = since.timestamp() * 1000
+        builds = [
+            build
+            for build in _list(info, "builds")
+            if build.get("url")
+            and _carries(build, target.correlation)
+            and float(build.get("timestamp") or earliest) >= earliest
+        ]
+        if not builds:
+            return None
+        build = min(builds, key=lambda found: int(found.get("number") or 0))
+        queued = RunRef(id=None, triggered_at=since.isoformat(timespec="seconds"))
+        return replace(_build_ref(build, queued), data={"job": job})
+
     async def cancel(self, ref: RunRef) -> bool:
         """Stop the build, or cancel the queue item (stopping its build if it just started).
 
@@ -165,6 +226,24 @@ class Jenkins:
         return await self._cancel_item(item, job)
 
     # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _check_declared(info: dict[str, Any], target: Target, job: str) -> None:
+        """CannotTell unless the job declares a parameter that carries the correlation."""
+        declared = {
+            str(definition.get("name"))
+            for prop in _list(info, "property")
+            for definition in _list(prop, "parameterDefinitions")
+        }
+        carriers = sorted(
+            name for name, value in sent_parameters(target).items() if target.correlation in value
+        )
+        if not declared.intersection(carriers):
+            raise CannotTell(
+                f'{PROVIDER}: job "{job}" does not declare the parameter {", ".join(carriers)} '
+                "that carries the run id; Jenkins drops undeclared parameters, so its builds "
+                "cannot be told apart"
+            )
+
     async def _cancel_item(self, item: dict[str, Any], job: str) -> bool:
         executable = item.get("executable")
         if executable:
@@ -194,9 +273,11 @@ class Jenkins:
                 status=404,
             ) from exc
 
-    async def _get_json(self, url: str, *, job: str, what: str) -> dict[str, Any]:
+    async def _get_json(
+        self, url: str, *, job: str, what: str, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """GET ``<url>api/json``; a redirect (to a sign-in page) or non-JSON is not an answer."""
-        response = await self._call("GET", url + "api/json", job=job, what=what)
+        response = await self._call("GET", url + "api/json", job=job, what=what, params=params)
         if response.is_redirect:
             where = response.headers.get("location", "?")
             raise PermanentError(
@@ -252,6 +333,27 @@ class Jenkins:
         detail = str(exc).partition(f"HTTP {status}: ")[2]
         text = html_message(detail)
         return f'{PROVIDER}: job "{job}" refused the request (HTTP {status}): {text}'
+
+
+def sent_parameters(target: Target) -> dict[str, str]:
+    """The build parameters a trigger sends: the gate's plus the correlation id, or none
+    (``/build``: a job without parameters refuses ``buildWithParameters``)."""
+    return with_correlation(target) if target.parameters else {}
+
+
+def _list(value: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The objects in ``value[key]`` (Jenkins answers ``{}`` for actions outside the tree)."""
+    found = value.get(key)
+    return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+
+
+def _carries(thing: dict[str, Any], correlation: str) -> bool:
+    """Whether a queue item's or build's parameters carry the correlation id."""
+    return any(
+        correlation in str(parameter.get("value", ""))
+        for action in _list(thing, "actions")
+        for parameter in _list(action, "parameters")
+    )
 
 
 def _queue_status(item: dict[str, Any], ref: RunRef, job: str) -> RunStatus | None:

@@ -26,6 +26,13 @@ def e2e_target_problems(gate: E2EOptions, provider_type: str) -> Iterator[tuple[
             yield "project", "github projects are owner/repo"
         if len(gate.parameters) > GITHUB_MAX_INPUTS:
             yield "parameters", f"github takes at most {GITHUB_MAX_INPUTS} workflow inputs"
+        if not any("{run_id}" in value for value in gate.parameters.values()):
+            yield (
+                "parameters",
+                "github needs an input carrying {run_id}, echoed in the workflow's run-name: "
+                "Puerta finds the run by it when GitHub does not return the run's id, and "
+                "after a lost trigger answer (docs/e2e.md)",
+            )
     elif provider_type == "gitlab":
         if not gate.ref:
             yield "ref", "required for gitlab: the branch or tag to run the pipeline for"

@@ -19,12 +19,28 @@ provider's budget shared by all replicas (``ci/registry.py``). The saved state i
 while the run is still active and this replica still holds it, so a webhook that finished the
 run first, or a replica that took over, is never overwritten.
 
-The one window that is not exactly-once: a replica that dies after the provider accepted the
-trigger and before the run's id was stored leaves the run "trigger started"; the replica that
-takes it over triggers again (logged as a warning). The window is one HTTP round trip. (The
-mark is set when the round claims the run, up to one round interval before the call; a
-replica that dies in between leaves it too, and the warning is then a false alarm. A graceful
-stop clears it.)
+Exactly once across lost answers: the claim marks a pending run's trigger as begun
+(``trigger_started_at``) before the call goes out. A trigger whose outcome is unknown (a
+timeout, a dropped connection: the provider may have started the run) keeps the mark, and so
+does a replica that dies mid-call. The next turn on a marked run first asks the provider for
+the run an earlier trigger started (:meth:`~puerta.ci.base.CiProvider.find`, by the run's
+correlation id, from ``_LIST_SETTLE`` after the mark on, since GitHub lists a dispatched run a
+few seconds late): found, it is adopted like a trigger's answer (event source ``found``); none,
+the run is triggered; the lookup failing is provider trouble (retry later, the mark stays).
+Where the provider cannot tell (``can_find`` False, or :class:`~puerta.ci.base.CannotTell`:
+CircleCI, a Jenkins job without the ``PUERTA_RUN_ID`` parameter, a GitHub workflow without
+``{run_id}`` in an input) the run is triggered again with a warning: a second run is possible
+there, as before. (The mark is set when the round claims the run, up to one round interval
+before the call; a replica that dies in between leaves it too, and the lookup then finds
+nothing. A graceful stop clears it.)
+
+Cancels: a run whose rollout was replaced, or which passed its deadline, is cancelled on CI
+before it ends. A run whose id Puerta never learnt (a lost trigger answer, GitHub's 204) is
+found by correlation first. A cancel that fails for a reason that may pass (an outage, a rate
+limit, the budget) keeps the run active, notes the error and is retried with the usual
+backoff, until ``_CANCEL_GRACE`` after the run's deadline; the gates meanwhile answer as for a
+run past its deadline (or no longer ask: a replaced rollout). Then, or on a refusal, the run
+ends and the reason says it was left running on CI.
 """
 
 from __future__ import annotations
@@ -51,6 +67,7 @@ from puerta.ci.base import (
     RunState,
     RunStatus,
     Target,
+    TransientError,
 )
 from puerta.ci.registry import BudgetExhausted, ProviderHandle, prepaid_token
 from puerta.clock import Clock
@@ -76,6 +93,34 @@ _STATUS_OF = {
 }
 
 
+#: an earlier trigger's run is looked for from this long before its mark (clocks differ)
+_FIND_MARGIN = timedelta(minutes=1)
+#: a marked run's lookup waits until this long after the mark: GitHub creates a dispatched
+#: run asynchronously and lists it a few seconds later (the others list a run at once)
+_LIST_SETTLE = timedelta(seconds=10)
+#: a cancel that failed for a passing reason is retried until this long after the deadline
+_CANCEL_GRACE = timedelta(minutes=10)
+
+_CANCELLED = "run cancelled on CI"
+_NOT_STARTED = "no run had started on CI"
+_LEFT_RUNNING = "run left running on CI"
+_MAYBE_LEFT_RUNNING = "any run an earlier trigger started was left running on CI"
+_CANCEL_FAILED = "could not cancel the run on CI, retrying"
+
+
+def _with_note(exc: ProviderError, note: str | None, *, first: bool) -> str:
+    """The error people see (``last_error``): the provider's, with Puerta's note before or
+    after it."""
+    if note is None:
+        return str(exc)[:500]
+    return (f"{note}: {exc}" if first else f"{exc}; {note}")[:500]
+
+
+def _cancel_failed(row: Row[Any]) -> bool:
+    """Whether the run's last error is a failed cancel (being retried), not its own trouble."""
+    return bool(row.last_error) and str(row.last_error).startswith(_CANCEL_FAILED)
+
+
 @dataclass(frozen=True)
 class _Timing:
     poll: float  # seconds
@@ -94,7 +139,7 @@ def run_notice(
     row: Row[Any], status: str, source: str, reason: str, url: str | None, now: datetime
 ) -> Notice | None:
     """What people hear about a change of an E2E run: started, passed or failed."""
-    if status == "queued" and source == "trigger":
+    if status == "queued" and source in ("trigger", "found"):
         kind, text = NoticeKind.E2E_STARTED, f"E2E {row.gate} started on {row.provider}"
     elif status == "succeeded":
         kind, text = NoticeKind.E2E_PASSED, f"E2E {row.gate} passed"
@@ -345,21 +390,24 @@ class CiRunner(BackgroundWorker):
             return
         ref = RunRef.from_dict(row.ref) if row.ref else None
         if row.rollout_status == "superseded":
-            cancelled = await self._cancel(handle, ref)
-            how = "cancelled on CI" if cancelled else "left running on CI"
-            await self._finish(
-                row, "abandoned", f"a new revision replaced this rollout; run {how}", "puerta"
-            )
+            how = await self._cancel_or_retry(row, handle, ref)
+            if how is not None:
+                reason = f"a new revision replaced this rollout; {how}"
+                await self._finish(row, "abandoned", reason, "puerta")
             return
         if now >= row.deadline_at:
-            await self._cancel(handle, ref)
+            how = await self._cancel_or_retry(row, handle, ref)
+            if how is None:
+                return
             took = format_duration(row.deadline_at - row.created_at)
-            why = f"; last error: {row.last_error}" if row.last_error else ""
+            error = row.last_error if not _cancel_failed(row) else None
+            why = f"; last error: {error}" if error else ""
             state = f" (last seen {row.raw})" if row.raw else ""
+            left = f"; {how}" if how not in (_CANCELLED, _NOT_STARTED) else ""
             await self._finish(
                 row,
                 "failed",
-                f"did not finish within its deadline of {took}{state}{why}",
+                f"did not finish within its deadline of {took}{state}{why}{left}",
                 "deadline",
             )
             return
@@ -373,15 +421,11 @@ class CiRunner(BackgroundWorker):
 
     async def _trigger(self, row: Row[Any], handle: ProviderHandle) -> None:
         self._marked.discard(row.id)  # from here on, the trigger may reach the provider
-        if row.trigger_started_at is not None:
-            log.warning(
-                "triggering again: an earlier trigger call may have reached the provider "
-                "(its replica stopped, or the call timed out) before the run was stored",
-                run=row.id,
-                provider=row.provider,
-            )
+        target = target_of(row)
+        if row.trigger_started_at is not None and not await self._none_started(row, handle, target):
+            return
         try:
-            ref = await handle.provider.trigger(target_of(row))
+            ref = await handle.provider.trigger(target)
         except PermanentError as exc:
             self._count_error(row.provider, exc)
             await self._finish(row, "failed", f"could not start the run: {exc}", "trigger")
@@ -390,16 +434,74 @@ class CiRunner(BackgroundWorker):
             # an answer (an error status) or our own budget means no run was started; a
             # timeout or a dropped connection leaves it unknown, and the mark stays
             started_unknown = exc.status is None and not isinstance(exc, BudgetExhausted)
-            await self._trouble(row, handle, exc, clear_trigger=not started_unknown)
+            note = self._unknown_outcome(row, handle, target) if started_unknown else None
+            await self._trouble(row, handle, exc, clear_trigger=not started_unknown, note=note)
             return
+        await self._started(row, handle, ref, source="trigger")
+
+    async def _none_started(self, row: Row[Any], handle: ProviderHandle, target: Target) -> bool:
+        """Before a marked run is triggered again: whether no earlier trigger started a run.
+        False when this turn is over: the earlier run was found and adopted, or the lookup
+        must wait (too soon after the mark; provider trouble). See the module docstring."""
+        provider = handle.provider
+        if not provider.can_find(target):
+            self._warn_again(row, "the provider cannot look for the run by its correlation id")
+            return True
+        now = self.clock.now()
+        settled = row.trigger_started_at + _LIST_SETTLE
+        if now < settled:
+            await self._save(row, {"next_check_at": settled}, event=None)
+            return False
+        try:
+            found = await provider.find(target, row.trigger_started_at - _FIND_MARGIN)
+        except PermanentError as exc:  # CannotTell, or the lookup is refused: cannot say
+            self._warn_again(row, str(exc))
+            return True
+        except ProviderError as exc:
+            note = "looking for the run an earlier trigger may have started"
+            await self._trouble(row, handle, exc, note=note)
+            return False
+        if found is None:
+            log.info("no run of an earlier trigger found; triggering", run=row.id)
+            return True
+        await self._started(row, handle, found, source="found")
+        return False
+
+    def _warn_again(self, row: Row[Any], why: str) -> None:
+        """Say that CI may now run this twice: nobody can tell whether the earlier trigger
+        started a run, so triggering again is the only way not to lose it."""
+        log.warning(
+            "triggering again: an earlier trigger call may have reached the provider "
+            "(its replica stopped, or the call timed out) and its run cannot be looked for; "
+            "CI may run it twice",
+            run=row.id,
+            provider=row.provider,
+            why=why,
+        )
+
+    @staticmethod
+    def _unknown_outcome(row: Row[Any], handle: ProviderHandle, target: Target) -> str:
+        """What ``last_error`` adds when a trigger's outcome is unknown."""
+        if handle.provider.can_find(target):
+            then = "Puerta looks for that run before it triggers again"
+        else:
+            then = "Puerta cannot look for that run and will trigger again"
+        return f"the trigger may have started a run on {row.provider}; {then}"
+
+    async def _started(
+        self, row: Row[Any], handle: ProviderHandle, ref: RunRef, *, source: str
+    ) -> None:
+        """Store the run a trigger started (``source`` ``trigger``) or the one an earlier
+        trigger started and a lookup found (``found``)."""
         timing = _timing(handle)
         now = self.clock.now()
+        raw = "triggered" if source == "trigger" else "found"
         changes = {
             "status": "queued",
             "ref": ref.as_dict(),
             "external_id": ref.id,
             "url": ref.url,
-            "raw": "triggered",
+            "raw": raw,
             "reason": "",
             "triggered_at": now,
             "updated_at": now,
@@ -408,14 +510,12 @@ class CiRunner(BackgroundWorker):
             "backoff_s": timing.poll,
             "next_check_at": now + timedelta(seconds=timing.poll),
         }
-        await self._save(row, changes, event=("queued", "triggered", ref.url, "trigger"))
-        log.info(
-            "e2e run triggered",
-            run=row.id,
-            provider=row.provider,
-            external_id=ref.id,
-            url=ref.url,
-        )
+        await self._save(row, changes, event=("queued", raw, ref.url, source))
+        if source == "trigger":
+            message = "e2e run triggered"
+        else:
+            message = "found the run an earlier trigger started"
+        log.info(message, run=row.id, provider=row.provider, external_id=ref.id, url=ref.url)
 
     # ---- poll -------------------------------------------------------------------------------
 
@@ -477,16 +577,24 @@ class CiRunner(BackgroundWorker):
         exc: ProviderError,
         *,
         clear_trigger: bool = False,
+        note: str | None = None,
+        cancelling: bool = False,
     ) -> None:
-        """The provider could not answer: keep the run as it is, note why, check later."""
+        """The provider could not answer: keep the run as it is, note why, check later.
+        ``note``: added to the error people see. ``cancelling``: a cancel failed; the error
+        is dated now (a replaced rollout's run is then due by its next check, not at once,
+        see ``ci_runs.due_runs``)."""
         timing = _timing(handle)
         now = self.clock.now()
         cleared: dict[str, Any] = {"trigger_started_at": None} if clear_trigger else {}
+        since = now if cancelling else (row.error_since or now)
         if isinstance(exc, BudgetExhausted):  # our own budget: no fault of the provider's
             wait = exc.retry_after or timing.poll
             # no other run of this provider can be served before then either
             self._blocked_until[row.provider] = now + timedelta(seconds=wait)
             changes: dict[str, Any] = {"next_check_at": now + timedelta(seconds=wait), **cleared}
+            if cancelling:
+                changes.update(last_error=_with_note(exc, note, first=True), error_since=since)
             await self._save(row, changes, event=None)
             return
         self._count_error(row.provider, exc)
@@ -496,8 +604,8 @@ class CiRunner(BackgroundWorker):
             backoff = max(exc.retry_after, 1.0)
             self._blocked_until[row.provider] = now + timedelta(seconds=backoff)
         changes = {
-            "last_error": str(exc)[:500],
-            "error_since": row.error_since or now,
+            "last_error": _with_note(exc, note, first=cancelling),
+            "error_since": since,
             "updated_at": now,
             "backoff_s": backoff,
             "next_check_at": now + timedelta(seconds=backoff),
@@ -524,14 +632,50 @@ class CiRunner(BackgroundWorker):
         if self.metrics is not None:
             self.metrics.e2e_runs_finished.labels(provider, status).inc()
 
-    async def _cancel(self, handle: ProviderHandle, ref: RunRef | None) -> bool:
-        if ref is None:
-            return False
+    async def _cancel_or_retry(
+        self, row: Row[Any], handle: ProviderHandle, ref: RunRef | None
+    ) -> str | None:
+        """Cancel a run that is to end (replaced rollout, deadline) and say how it went; None
+        when the cancel failed for a passing reason and is retried later (the run stays
+        active until ``_CANCEL_GRACE`` after its deadline, see the module docstring)."""
         try:
-            return await handle.provider.cancel(ref)
+            return await self._cancel(row, handle, ref)
         except ProviderError as exc:
-            log.warning("could not cancel a ci run", provider=handle.name, error=str(exc))
-            return False
+            if (
+                isinstance(exc, PermanentError)
+                or self.clock.now() >= row.deadline_at + _CANCEL_GRACE
+            ):
+                log.warning(
+                    "could not cancel a ci run", run=row.id, provider=handle.name, error=str(exc)
+                )
+                return f"{_LEFT_RUNNING} (could not cancel it: {exc})"
+            await self._trouble(row, handle, exc, note=_CANCEL_FAILED, cancelling=True)
+            return None
+
+    async def _cancel(self, row: Row[Any], handle: ProviderHandle, ref: RunRef | None) -> str:
+        """Cancel the run on CI; what happened, for the run's reason. A run whose id Puerta
+        never learnt (a trigger's answer lost, GitHub's 204) is looked for first."""
+        provider = handle.provider
+        if ref is not None and await provider.cancel(ref):
+            return _CANCELLED
+        if ref is not None and ref.id is not None:
+            return _LEFT_RUNNING  # the API cannot cancel it
+        if ref is None and row.trigger_started_at is None:
+            return _NOT_STARTED
+        target = target_of(row)
+        if not provider.can_find(target):
+            return _LEFT_RUNNING if ref is not None else _MAYBE_LEFT_RUNNING
+        since = row.trigger_started_at or row.created_at
+        try:
+            found = await provider.find(target, since - _FIND_MARGIN)
+        except PermanentError as exc:
+            log.warning("cannot look for a ci run to cancel", run=row.id, error=str(exc))
+            return _LEFT_RUNNING if ref is not None else _MAYBE_LEFT_RUNNING
+        if found is None:
+            if self.clock.now() < since + _LIST_SETTLE:
+                raise TransientError(f"{row.provider}: the run may not be listed yet")
+            return _NOT_STARTED if ref is None else _LEFT_RUNNING
+        return _CANCELLED if await provider.cancel(found) else _LEFT_RUNNING
 
     async def _finish(self, row: Row[Any], status: str, reason: str, source: str) -> None:
         now = self.clock.now()

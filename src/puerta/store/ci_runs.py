@@ -56,7 +56,15 @@ def runs_of(conn: Connection, canary_id: int, rollout_seq: int) -> Sequence[Row[
 
 def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
     """Active runs nobody is working on whose next check is due (or whose rollout was
-    replaced by a new revision: abandon those at once, so they come first), soonest first."""
+    replaced by a new revision: abandon those at once, so they come first), soonest first.
+    A replaced rollout's run whose cancel failed since (its error dated at or after the
+    rollout ended) waits for its next check like any other: the retry backs off."""
+    superseded = rollouts.c.status == "superseded"
+    cancel_failed_since = and_(
+        ci_runs.c.error_since.is_not(None),
+        rollouts.c.finished_at.is_not(None),
+        ci_runs.c.error_since >= rollouts.c.finished_at,
+    )
     query = (
         select(
             ci_runs,
@@ -70,10 +78,10 @@ def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
         .where(
             ci_runs.c.status.in_(ACTIVE),
             leases.free(ci_runs, now),
-            or_(ci_runs.c.next_check_at <= now, rollouts.c.status == "superseded"),
+            or_(ci_runs.c.next_check_at <= now, and_(superseded, ~cancel_failed_since)),
         )
         .order_by(
-            case((rollouts.c.status == "superseded", 0), else_=1),
+            case((superseded, 0), else_=1),
             ci_runs.c.next_check_at,
             ci_runs.c.id,
         )
