@@ -1,5 +1,6 @@
 """GitHubRepos against a fake GitHub repository API served over real HTTP: commit lookup (full
-and short SHAs), containment from compare, exactly-once releases (also under concurrency),
+and short SHAs), containment from compare, exactly-once releases (also under concurrency) that
+are never another commit's, tags (every page, bounded; annotated tags peeled),
 repository_dispatch, and GitHub's error and rate-limit answers mapped to Puerta's errors."""
 
 from __future__ import annotations
@@ -347,6 +348,88 @@ async def test_release_arguments_are_checked_before_sending(
         await github.create_release(REPO, tag="v1", target=ROOT, make_latest="maybe")  # type: ignore[arg-type]
 
     assert sent(fake, "POST", "/releases") == []
+
+
+async def test_a_release_of_another_commit_is_not_done(
+    github: GitHubRepos, fake: FakeGitHubRepos
+) -> None:
+    await github.create_release(REPO, tag="v1.5.0", target=FIX)
+
+    with pytest.raises(PermanentError) as caught:
+        await github.create_release(REPO, tag="v1.5.0", target=FEATURE)
+
+    assert str(caught.value).startswith(
+        f"tag v1.5.0 already exists in {REPO} for commit {FIX[:7]}, not {FEATURE[:7]}"
+    )
+    assert [(r.tag_name, r.target_sha) for r in fake.releases] == [("v1.5.0", FIX)]
+
+
+async def test_a_tag_of_another_commit_is_refused_before_creating(
+    github: GitHubRepos, fake: FakeGitHubRepos
+) -> None:
+    fake.add_tag(REPO, "v1.6.0", FIX, annotated=True)
+
+    with pytest.raises(PermanentError, match=f"for commit {FIX[:7]}, not {FEATURE[:7]}"):
+        await github.create_release(REPO, tag="v1.6.0", target=FEATURE)
+
+    assert sent(fake, "POST", "/releases") == []
+    (ref,) = sent(fake, "GET", "/git/ref/tags/v1.6.0")
+    assert sent(fake, "GET", "/git/tags/")[0].path.endswith(fake.tags[REPO]["v1.6.0"].object_sha)
+    assert ref.path == f"/repos/{REPO}/git/ref/tags/v1.6.0"
+
+
+async def test_a_tag_of_the_same_commit_gets_its_release(
+    github: GitHubRepos, fake: FakeGitHubRepos
+) -> None:
+    fake.add_tag(REPO, "v1.7.0", FEATURE, annotated=True)
+
+    made = await github.create_release(REPO, tag="v1.7.0", target=FEATURE.upper())
+
+    assert made.created
+    assert [(r.tag_name, r.target_sha) for r in fake.releases] == [("v1.7.0", FEATURE)]
+
+
+async def test_a_draft_is_done_only_for_the_same_commit(
+    github: GitHubRepos, fake: FakeGitHubRepos
+) -> None:
+    await github.create_release(REPO, tag="v4.0.0", target="main", draft=True)  # no tag yet
+
+    with pytest.raises(PermanentError, match="with target 'main' and no tag yet"):
+        await github.create_release(REPO, tag="v4.0.0", target=FEATURE)
+    await github.create_release(REPO, tag="v4.1.0", target=FIX, draft=True)
+    with pytest.raises(PermanentError, match=f"for commit {FIX[:7]}, not {FEATURE[:7]}"):
+        await github.create_release(REPO, tag="v4.1.0", target=FEATURE)
+    assert len(fake.releases) == 2
+
+
+async def test_tag_commit_peels_annotated_tags(github: GitHubRepos, fake: FakeGitHubRepos) -> None:
+    fake.add_tag(REPO, "v0.1.0", ROOT)
+    fake.add_tag(REPO, "release/v0.2.0", FIX, annotated=True)
+
+    assert await github.tag_commit(REPO, "v0.1.0") == ROOT
+    assert await github.tag_commit(REPO, "release/v0.2.0") == FIX
+    assert await github.tag_commit(REPO, "v0.1") is None  # a prefix is not the tag
+
+
+async def test_tag_names_reads_every_page(github: GitHubRepos, fake: FakeGitHubRepos) -> None:
+    names = {f"v1.{minor}.{patch}" for minor in range(25) for patch in range(10)}
+    for name in sorted(names):
+        fake.add_tag(REPO, name, ROOT)
+
+    assert set(await github.tag_names(REPO)) == names
+    pages = [r.query for r in sent(fake, "GET", f"/repos/{REPO}/tags")]
+    assert pages == [{"per_page": "100", "page": str(page)} for page in (1, 2, 3)]
+
+
+async def test_tag_names_refuses_to_guess_beyond_its_bound(
+    github: GitHubRepos, fake: FakeGitHubRepos
+) -> None:
+    for patch in range(201):
+        fake.add_tag(REPO, f"v2.0.{patch}", ROOT)
+
+    with pytest.raises(PermanentError, match="more than 200 tags"):
+        await github.tag_names(REPO, max_pages=2)
+    assert len(sent(fake, "GET", f"/repos/{REPO}/tags")) == 2
 
 
 # ---- repository_dispatch -------------------------------------------------------------------

@@ -266,3 +266,80 @@ def test_window_gate_needs_a_time_zone() -> None:
         "p.yaml:5: environments.p.gates.confirm-rollout[0]: timezone: required (set it on the "
         "gate or on the environment)"
     ]
+
+
+PROMOTING = (
+    "commits:\n"
+    "  github: {{token: {{token_env: GITHUB_TOKEN}}}}\n"
+    "  rules: [{{repository: 'acme/{{name}}', sha_from: image-tag}}]\n"
+    "environments:\n"
+    "  staging:\n"
+    "    match: [{{namespace: staging}}]\n"
+    "    promote:\n"
+    "      to: {to}\n"
+    "{action}"
+    "  production:\n"
+    "    match: [{{namespace: prod}}]\n"
+)
+BAD_PROMOTIONS = {
+    "unknown placeholder": (
+        "production",
+        "      github_release: {tag: 'v{date}-{sha7}'}\n",
+        "p.yaml:9: environments.staging.promote.github_release.tag: unknown placeholder {sha7}; "
+        "use {date}, {environment}, {image_tag}, {name}, {namespace}, {next_major}, "
+        "{next_minor}, {next_patch}, {repository}, {rollout}, {sha}, {short_sha}, {time}, {to}",
+    ),
+    "a version outside a release": (
+        "production",
+        "      repository_dispatch: {event_type: 'deploy-{next_patch}'}\n",
+        "p.yaml:9: environments.staging.promote.repository_dispatch.event_type: {next_patch} "
+        "reads a repository's tags: it is only for github_release.tag and github_release.name",
+    ),
+    "an unknown environment": (
+        "prod",
+        "      github_release: {tag: 'v{next_minor}'}\n",
+        "p.yaml:8: environments.staging.promote.to: no environment 'prod' (environments: "
+        "production, staging)",
+    ),
+    "itself": (
+        "staging",
+        "      github_release: {}\n",
+        "p.yaml:8: environments.staging.promote.to: an environment cannot promote to itself",
+    ),
+    "no action": (
+        "production",
+        "",
+        "p.yaml:7: environments.staging.promote: give exactly one of github_release, "
+        "repository_dispatch or webhook",
+    ),
+    "two actions": (
+        "production",
+        "      github_release: {}\n      repository_dispatch: {}\n",
+        "p.yaml:7: environments.staging.promote: give exactly one of github_release, "
+        "repository_dispatch or webhook",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PROMOTIONS))
+def test_check_config_names_the_promote_mistake(tmp_path: Path, case: str) -> None:
+    to, action, expected = BAD_PROMOTIONS[case]
+    path = tmp_path / "p.yaml"
+    path.write_text(PROMOTING.format(to=to, action=action))
+    result = CliRunner().invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 1
+    assert [line.removeprefix(f"{tmp_path}/") for line in result.output.splitlines()] == [expected]
+
+
+def test_check_config_accepts_versions_and_manual_release(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    action = (
+        "      manual_release: true\n"
+        "      github_release: {tag: 'podinfo-v{next_minor}', name: '{name} {next_minor}'}\n"
+    )
+    path.write_text(PROMOTING.format(to="production", action=action))
+    result = CliRunner().invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 0, result.output
+    promote = parse_policy(path.read_text()).environment("staging")
+    assert promote is not None and promote.spec.promote is not None
+    assert promote.spec.promote.manual_release is True

@@ -20,6 +20,8 @@ PROTECTED = {
     ("POST", "/api/v1/canaries/{namespace}/{name}/halt"): "approver",
     ("POST", "/api/v1/canaries/{namespace}/{name}/rollback"): "approver",
     ("POST", "/api/v1/canaries/{namespace}/{name}/override"): "admin",
+    ("POST", "/api/v1/promotions/{promotion_id}/hold"): "approver",
+    ("POST", "/api/v1/promotions/{promotion_id}/release"): "approver",
     ("POST", "/api/v1/freezes"): "admin",
     ("POST", "/api/v1/environments/{environment}/unfreeze"): "admin",
     ("GET", "/api/v1/notifications"): "viewer",

@@ -1,7 +1,12 @@
 """A fake GitHub repository API: commits on a commit graph (full and short SHAs, branches),
 compare (``identical``/``ahead``/``behind``/``diverged`` worked out from ancestry), releases
-(one per tag, GitHub's 422 ``already_exists`` for a second, generated notes) and
+(one per tag, GitHub's 422 ``already_exists`` for a second, generated notes), tags (the
+paginated ``/tags`` list with its ``Link`` header, the git refs API, annotated tag objects) and
 ``repository_dispatch``, with GitHub's error bodies and rate-limit answers.
+
+Tags behave as on GitHub: publishing a release creates its tag at ``target_commitish`` (a
+draft has none yet); a release for a tag that exists already is made at that tag's commit,
+whatever ``target_commitish`` says ("unused if the Git tag already exists").
 
 Build history with :meth:`FakeGitHubRepos.add_commit` (each commit moves a branch, ``main``
 by default, so a linear history needs no ``parents``). Routes answer both at ``/``
@@ -188,6 +193,65 @@ class FakeRelease:
         }
 
 
+@dataclass(frozen=True)
+class FakeTag:
+    """A tag: lightweight (the ref points at the commit) or annotated (the ref points at a tag
+    object, ``object_sha``, which points at the commit)."""
+
+    repo: str
+    name: str
+    commit_sha: str
+    object_sha: str | None = None  # annotated: the tag object's SHA
+    message: str = ""
+
+    def ref_json(self) -> dict[str, Any]:
+        """``GET /repos/{o}/{r}/git/ref/tags/{name}``."""
+        api = f"{API}/repos/{self.repo}/git"
+        if self.object_sha is None:
+            sha, kind, url = self.commit_sha, "commit", f"{api}/commits/{self.commit_sha}"
+        else:
+            sha, kind, url = self.object_sha, "tag", f"{api}/tags/{self.object_sha}"
+        return {
+            "ref": f"refs/tags/{self.name}",
+            "node_id": f"REF_kwDO{fake_sha(self.name)[:12]}",
+            "url": f"{api}/refs/tags/{self.name}",
+            "object": {"sha": sha, "type": kind, "url": url},
+        }
+
+    def object_json(self) -> dict[str, Any]:
+        """``GET /repos/{o}/{r}/git/tags/{object_sha}`` (annotated tags only)."""
+        api = f"{API}/repos/{self.repo}/git"
+        return {
+            "node_id": f"TAG_kwDO{(self.object_sha or '')[:12]}",
+            "tag": self.name,
+            "sha": self.object_sha,
+            "url": f"{api}/tags/{self.object_sha}",
+            "message": self.message,
+            "tagger": {
+                "name": "Rel Eng",
+                "email": "releng@acme.example",
+                "date": "2026-03-02T09:00:00Z",
+            },
+            "object": {
+                "sha": self.commit_sha,
+                "type": "commit",
+                "url": f"{api}/commits/{self.commit_sha}",
+            },
+            "verification": {"verified": False, "reason": "unsigned", "signature": None},
+        }
+
+    def list_json(self) -> dict[str, Any]:
+        """One item of ``GET /repos/{o}/{r}/tags``."""
+        api = f"{API}/repos/{self.repo}"
+        return {
+            "name": self.name,
+            "commit": {"sha": self.commit_sha, "url": f"{api}/commits/{self.commit_sha}"},
+            "zipball_url": f"{api}/zipball/refs/tags/{self.name}",
+            "tarball_url": f"{api}/tarball/refs/tags/{self.name}",
+            "node_id": f"REF_kwDO{fake_sha(self.name)[:12]}",
+        }
+
+
 @dataclass
 class _Answer:
     """A canned answer armed for the next requests (rate limits, per-route faults)."""
@@ -203,9 +267,10 @@ class _Answer:
 class FakeGitHubRepos(FakeBase):
     """GitHub's repository API as far as Puerta uses it. See the module docstring.
 
-    Test-facing state: ``releases`` (in creation order), ``dispatches`` (``{"repo",
-    "event_type", "client_payload"}``), ``commit_lookups`` and ``compares`` (requests that
-    reached those routes), ``missing_commit_status`` (422 like github.com, or 404).
+    Test-facing state: ``releases`` (in creation order), ``tags`` (repo -> name -> tag),
+    ``dispatches`` (``{"repo", "event_type", "client_payload"}``), ``commit_lookups`` and
+    ``compares`` (requests that reached those routes), ``missing_commit_status`` (422 like
+    github.com, or 404).
     """
 
     token: str = "ghp_fake_repos_0123456789"
@@ -214,6 +279,7 @@ class FakeGitHubRepos(FakeBase):
     commits: dict[str, dict[str, FakeCommit]] = field(default_factory=dict)  # repo -> sha -> c
     branches: dict[str, dict[str, str]] = field(default_factory=dict)  # repo -> branch -> sha
     releases: list[FakeRelease] = field(default_factory=list)
+    tags: dict[str, dict[str, FakeTag]] = field(default_factory=dict)  # repo -> name -> tag
     dispatches: list[dict[str, Any]] = field(default_factory=list)
     commit_lookups: int = 0
     compares: int = 0
@@ -299,6 +365,24 @@ class FakeGitHubRepos(FakeBase):
         with self._lock:
             return self._release_locked(repo, tag)
 
+    def add_tag(self, repo: str, name: str, sha: str, *, annotated: bool = False) -> FakeTag:
+        """Tag an existing commit (a ``git push`` of a tag, no release): lightweight, or
+        ``annotated`` (the ref then points at a tag object)."""
+        with self._lock:
+            if sha.lower() not in self.commits.get(repo, {}):
+                raise ValueError(f"commit {sha} is not in {repo}")
+            if name in self.tags.get(repo, {}):
+                raise ValueError(f"tag {name} already exists in {repo}")
+            tag = FakeTag(
+                repo=repo,
+                name=name,
+                commit_sha=sha.lower(),
+                object_sha=fake_sha(f"tag object {repo} {name}") if annotated else None,
+                message=f"Release {name}" if annotated else "",
+            )
+            self.tags.setdefault(repo, {})[name] = tag
+        return tag
+
     def secondary_rate_limit_next(
         self, *, retry_after: int | None = 60, status: int = 403, count: int = 1
     ) -> None:
@@ -344,6 +428,9 @@ class FakeGitHubRepos(FakeBase):
             (f"{base}/releases", self._create_release, "POST"),
             (f"{base}/releases", self._list_releases, "GET"),
             (f"{base}/releases/tags/{{tag:path}}", self._release_by_tag, "GET"),
+            (f"{base}/tags", self._list_tags, "GET"),
+            (f"{base}/git/ref/{{ref:path}}", self._git_ref, "GET"),
+            (f"{base}/git/tags/{{sha}}", self._git_tag, "GET"),
             (f"{base}/dispatches", self._dispatch, "POST"),
         ]
         return [Route(path, self._guard(handler), methods=[m]) for path, handler, m in routes]
@@ -518,10 +605,17 @@ class FakeGitHubRepos(FakeBase):
             if self._release_locked(repo, body["tag_name"]) is not None:
                 return _validation_failed("Release", "already_exists", "tag_name")
             target = str(body.get("target_commitish") or DEFAULT_BRANCH)
-            commit = self._resolve_locked(repo, target)
+            existing = self.tags.get(repo, {}).get(body["tag_name"])
+            if existing is not None:  # GitHub: target_commitish is unused then
+                commit: FakeCommit | None = self.commits[repo][existing.commit_sha]
+            else:
+                commit = self._resolve_locked(repo, target)
             if commit is None:
                 return _validation_failed("Release", "invalid", "target_commitish")
             release = self._new_release_locked(repo, body, target, commit)
+            if existing is None and not release.draft:
+                tag = FakeTag(repo=repo, name=release.tag_name, commit_sha=commit.sha)
+                self.tags.setdefault(repo, {})[release.tag_name] = tag
         return JSONResponse(release.as_json(), status_code=201)
 
     def _new_release_locked(
@@ -589,6 +683,58 @@ class FakeGitHubRepos(FakeBase):
         with self._lock:
             mine = [r.as_json() for r in reversed(self.releases) if r.repo == self._repo(request)]
         return JSONResponse(mine[(page - 1) * per_page : page * per_page])
+
+    # ---- tags --------------------------------------------------------------------------
+
+    async def _list_tags(self, request: Request) -> Response:
+        """Tags by name, descending (GitHub's order is not by version either), paginated with
+        ``per_page`` (default 30, at most 100) and a ``Link`` header, like GitHub."""
+        try:
+            per_page = max(1, min(int(request.query_params.get("per_page", "30")), 100))
+            page = max(int(request.query_params.get("page", "1")), 1)
+        except ValueError:
+            return _error(422, "Validation Failed")
+        repo = self._repo(request)
+        with self._lock:
+            mine = sorted(self.tags.get(repo, {}).values(), key=lambda t: t.name, reverse=True)
+        last = max(1, -(-len(mine) // per_page))
+        links = []
+        url = f"{API}/repositories/{fake_sha(repo)[:8]}/tags?per_page={per_page}"
+        if page < last:
+            links += [f'<{url}&page={page + 1}>; rel="next"', f'<{url}&page={last}>; rel="last"']
+        if page > 1:
+            links += [f'<{url}&page={page - 1}>; rel="prev"', f'<{url}&page=1>; rel="first"']
+        headers = {"link": ", ".join(links)} if links else None
+        items = [t.list_json() for t in mine[(page - 1) * per_page : page * per_page]]
+        return JSONResponse(items, headers=headers)
+
+    async def _git_ref(self, request: Request) -> Response:
+        """``GET /git/ref/{ref}``: exactly one tag (or branch) ref, else 404 (unlike
+        ``/git/refs/``, never the refs that start with the name)."""
+        repo, ref = self._repo(request), request.path_params["ref"]
+        kind, _, name = ref.partition("/")
+        with self._lock:
+            if kind == "tags" and name in self.tags.get(repo, {}):
+                return JSONResponse(self.tags[repo][name].ref_json())
+            branch = self.branches.get(repo, {}).get(name) if kind == "heads" else None
+        if branch is None:
+            return _error(404, "Not Found")
+        api = f"{API}/repos/{repo}/git"
+        return JSONResponse(
+            {
+                "ref": f"refs/heads/{name}",
+                "node_id": f"REF_kwDO{fake_sha(name)[:12]}",
+                "url": f"{api}/refs/heads/{name}",
+                "object": {"sha": branch, "type": "commit", "url": f"{api}/commits/{branch}"},
+            }
+        )
+
+    async def _git_tag(self, request: Request) -> Response:
+        """``GET /git/tags/{sha}``: an annotated tag's object."""
+        repo, sha = self._repo(request), request.path_params["sha"].lower()
+        with self._lock:
+            found = next((t for t in self.tags.get(repo, {}).values() if t.object_sha == sha), None)
+        return JSONResponse(found.object_json()) if found else _error(404, "Not Found")
 
     # ---- repository_dispatch -----------------------------------------------------------
 

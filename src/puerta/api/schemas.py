@@ -120,7 +120,10 @@ class NotificationItem(_Out):
     id: int
     namespace: str
     name: str
-    rollout_seq: int = Field(description="0: before the canary's first rollout")
+    rollout_seq: int = Field(
+        description="0: before the canary's first rollout; -N: event episode N of a canary "
+        "without Puerta rollouts (docs/notifications.md)"
+    )
     destination: str = Field(
         description="slack:CHANNEL (thread), slack-raw:CHANNEL, dm, teams:N or webhook:N "
         "(N: the route's index in notifications.routes)"

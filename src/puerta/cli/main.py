@@ -18,6 +18,7 @@ from puerta.cli.common import print_table as _print_table
 from puerta.cli.common import split_canary as _split
 from puerta.cli.delivery import delivery
 from puerta.cli.e2e import e2e_app, print_rollout_runs
+from puerta.cli.promotions import promotions_app
 from puerta.cli.simulate import simulate
 from puerta.cli.where import where
 from puerta.errors import ConfigError
@@ -32,6 +33,7 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(e2e_app, name="e2e")
 app.add_typer(audit_app, name="audit")  # subcommands verify, export; alone: the query below
+app.add_typer(promotions_app, name="promotions")  # list (also alone), hold, release
 
 
 def _fail_config(exc: ConfigError) -> None:
@@ -454,7 +456,7 @@ def audit(
     environment: Annotated[str | None, typer.Option()] = None,
     hook: Annotated[str | None, typer.Option()] = None,
     decision: Annotated[str | None, typer.Option(help="pass, wait, fail, rollback, ...")] = None,
-    kind: Annotated[str | None, typer.Option(help="hook or admin")] = None,
+    kind: Annotated[str | None, typer.Option(help="hook, admin, promotion or audit")] = None,
     actor: Annotated[str | None, typer.Option()] = None,
     since: Annotated[datetime | None, typer.Option(help="ISO time with zone")] = None,
     until: Annotated[datetime | None, typer.Option(help="ISO time with zone")] = None,

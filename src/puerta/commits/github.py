@@ -10,7 +10,12 @@ GitHub answers a rate limit with 429, or with **403** plus ``retry-after`` (seco
 
 Creating a release must happen exactly once per tag even when replicas race or a worker
 retries after a timeout: GitHub refuses a second release for a tag with 422
-``already_exists``, which this client turns into "done" with the existing release's link.
+``already_exists``, which this client turns into "done" with the existing release's link, but
+only when it is the release of the same commit. The tag decides which commit a release is of:
+GitHub ignores ``target_commitish`` when the tag exists already, and a release's
+``target_commitish`` may be a branch name, so the tag is looked up through the git refs API
+(``GET /git/ref/tags/{tag}``, an annotated tag peeled through ``GET /git/tags/{sha}``). A tag
+(or release) of another commit is a :class:`PermanentError`, before anything is created.
 """
 
 from __future__ import annotations
@@ -33,7 +38,13 @@ from puerta.github_rest import (
     repo_path,
 )
 
-__all__ = ["MAX_CLIENT_PAYLOAD_KEYS", "MAX_EVENT_TYPE", "GitHubRepos", "ReleaseResult"]
+__all__ = [
+    "MAX_CLIENT_PAYLOAD_KEYS",
+    "MAX_EVENT_TYPE",
+    "TAG_PAGES",
+    "GitHubRepos",
+    "ReleaseResult",
+]
 
 MAX_EVENT_TYPE = 100  # GitHub: "Must be 100 characters or fewer."
 MAX_CLIENT_PAYLOAD_KEYS = 10  # GitHub: "The maximum number of top-level properties is 10."
@@ -42,6 +53,10 @@ _CONTAINED = frozenset({"identical", "ahead"})  # compare base...head: head incl
 _NOT_CONTAINED = frozenset({"behind", "diverged"})
 _MAKE_LATEST = frozenset({"true", "false", "legacy"})
 _RELEASE_PAGES = 3  # where a draft (not findable by tag) is looked for, 100 per page
+TAG_PAGES = 10  # tags read to find the highest version, 100 per page
+_PEEL_DEPTH = 4  # annotated tags of annotated tags, followed this deep
+_FULL_SHA = 40
+_HEX = frozenset("0123456789abcdef")
 _WORKFLOW_SCOPE_HINT = (
     "GitHub also answers 404 when the target commit changes .github/workflows/ "
     "and the token lacks the workflow scope"
@@ -140,7 +155,7 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
 
 
 def _json_list(response: httpx.Response) -> list[Any]:
-    """A list answer (releases); anything else reads as empty, which ends the search."""
+    """A list answer (releases, tags); anything else reads as empty, which ends the search."""
     try:
         body = response.json()
     except ValueError:
@@ -221,6 +236,31 @@ def _release_body(
     optional = {"name": name, "body": body, "make_latest": _make_latest(make_latest)}
     request.update({key: value for key, value in optional.items() if value is not None})
     return request
+
+
+def _commit_sha(value: str) -> str | None:
+    """``value`` as a full commit SHA (lower case), or None for a branch, a short SHA or
+    anything else: only a full SHA can be compared with a tag's commit."""
+    lowered = value.strip().lower()
+    return lowered if len(lowered) == _FULL_SHA and set(lowered) <= _HEX else None
+
+
+def _other_commit(repository: str, tag: str, target: str, found: str, where: str) -> str:
+    """Why a release for ``tag`` cannot be taken as this commit's (a PermanentError text)."""
+    return (
+        f"{where} {tag} already exists in {repository} for commit {_short(found)}, not "
+        f"{_short(target)}: it is another commit's release, so this promotion is not done; "
+        "use a tag template that names the commit (e.g. {short_sha}) or remove that tag"
+    )
+
+
+def _git_object(body: dict[str, Any], tag: str) -> tuple[str, str]:
+    """(type, sha) of a git ref's or tag object's ``object``; missing: an outage, not a
+    verdict."""
+    kind, sha = _text(body, "object", "type"), _text(body, "object", "sha")
+    if kind is None or sha is None:
+        raise TransientError(f"{PROVIDER}: the answer for tag {tag} has no object type or sha")
+    return kind, sha
 
 
 def _check_dispatch(event_type: str, client_payload: Mapping[str, Any]) -> None:
@@ -310,9 +350,16 @@ class GitHubRepos(GitHubClient):
         """Create the release ``tag`` at ``target`` (a SHA or branch), exactly once.
 
         A release that already exists for the tag (an earlier attempt whose answer was lost,
-        another replica) is done: ``created=False`` with its link. Note that it is returned
-        whatever commit it targets. Other refusals are PermanentErrors with GitHub's details.
+        another replica) is done: ``created=False`` with its link. When ``target`` is a full
+        SHA, a tag or release of another commit is a PermanentError, checked before creating
+        (GitHub would make the release at the existing tag, whatever ``target`` says). Other
+        refusals are PermanentErrors with GitHub's details.
         """
+        commit = _commit_sha(target)
+        if commit is not None:
+            found = await self.tag_commit(repository, tag)
+            if found is not None and found != commit:
+                raise PermanentError(_other_commit(repository, tag, commit, found, "tag"))
         request = _release_body(
             tag,
             target,
@@ -326,7 +373,7 @@ class GitHubRepos(GitHubClient):
         path = f"{repo_path(repository)}/releases"
         response = await self._call("POST", path, json=request, accept=(404, 422))
         if response.status_code == 422:
-            return await self._refused_release(repository, tag, response)
+            return await self._refused_release(repository, tag, response, commit)
         if response.status_code == 404:
             raise PermanentError(
                 f"cannot create release {tag} in {repository}: "
@@ -336,9 +383,10 @@ class GitHubRepos(GitHubClient):
         return _release_result(json_object(response), created=True, tag=tag)
 
     async def _refused_release(
-        self, repository: str, tag: str, response: httpx.Response
+        self, repository: str, tag: str, response: httpx.Response, commit: str | None
     ) -> ReleaseResult:
-        """A 422: the existing release when the tag is taken, else GitHub's reasons."""
+        """A 422: the existing release when the tag is taken (and, for a full-SHA target, is
+        of that commit), else GitHub's reasons."""
         error = _error_body(response)
         if not _tag_taken(error):
             raise PermanentError(
@@ -347,7 +395,72 @@ class GitHubRepos(GitHubClient):
                 status=422,
             )
         existing = await self._existing_release(repository, tag)
+        if commit is not None:
+            await self._check_release_commit(repository, tag, existing, commit)
         return _release_result(existing, created=False, tag=tag)
+
+    async def _check_release_commit(
+        self, repository: str, tag: str, release: dict[str, Any], commit: str
+    ) -> None:
+        """The existing release must be of ``commit``: its tag's commit decides; a draft has
+        no tag yet, so its ``target_commitish`` must be that SHA (a branch name cannot be
+        checked, and is not taken as done)."""
+        found = await self.tag_commit(repository, tag)
+        if found is None:
+            target = _text(release, "target_commitish") or ""
+            found = _commit_sha(target)
+            if found is None:
+                raise PermanentError(
+                    f"release {tag} already exists in {repository} with target {target!r} "
+                    f"and no tag yet: Puerta cannot tell whether it is of {_short(commit)}, so "
+                    "this promotion is not done; publish or delete that release"
+                )
+        if found != commit:
+            raise PermanentError(_other_commit(repository, tag, commit, found, "release"))
+
+    # ---- tags --------------------------------------------------------------------------
+
+    async def tag_names(self, repository: str, *, max_pages: int = TAG_PAGES) -> list[str]:
+        """The repository's tag names (``GET /tags``, 100 per page, in GitHub's order, which
+        is not by version). More than ``max_pages`` pages: a PermanentError, since the
+        highest version might be among those not read."""
+        path = f"{repo_path(repository)}/tags"
+        names: list[str] = []
+        for page in range(1, max_pages + 1):
+            params = {"per_page": "100", "page": str(page)}
+            response = await self._call("GET", path, params=params)
+            listed = _json_list(response)
+            names.extend(
+                item["name"]
+                for item in listed
+                if isinstance(item, dict) and isinstance(item.get("name"), str)
+            )
+            if "next" not in response.links and len(listed) < 100:
+                return names
+        raise PermanentError(
+            f"{repository} has more than {max_pages * 100} tags; Puerta reads at most that many "
+            "to find the highest version: use a tag template without {next_patch}, "
+            "{next_minor} or {next_major} there"
+        )
+
+    async def tag_commit(self, repository: str, tag: str) -> str | None:
+        """The commit SHA the tag points at (an annotated tag peeled), None when no such tag
+        exists (``GET /git/ref/tags/{tag}`` answers 404; unlike ``/git/refs/``, it never
+        answers other tags that start with the name)."""
+        _ref(tag, "tag")  # refuses an empty one
+        path = f"{repo_path(repository)}/git/ref/tags/{quote(tag.strip(), safe='/')}"
+        response = await self._call("GET", path, accept=(404,))
+        if response.status_code == 404:
+            return None
+        kind, sha = _git_object(json_object(response), tag)
+        for _ in range(_PEEL_DEPTH):
+            if kind != "tag":
+                break
+            tag_path = f"{repo_path(repository)}/git/tags/{_ref(sha, 'tag object SHA')}"
+            kind, sha = _git_object(json_object(await self._call("GET", tag_path)), tag)
+        if kind != "commit":
+            raise PermanentError(f"tag {tag} in {repository} points at a {kind}, not a commit")
+        return sha.lower()
 
     async def _existing_release(self, repository: str, tag: str) -> dict[str, Any]:
         """The release GitHub says exists for ``tag``.

@@ -13,6 +13,13 @@ Three audiences:
   thread; a notice identical to the previous reply is folded into the parent ("x12") instead;
 * a raw channel (optional): every notice as it comes, one line each;
 * the commit's author, by direct message: only what matters to them (:data:`CURATED`).
+
+A canary gated by no Puerta hook (Flagger sends it only to the global ``-event-webhook``)
+never opens a Puerta rollout. Its events are grouped into *episodes* instead
+(:func:`episode_step`): one per revision Flagger analyses, opened by "New revision detected!"
+(or any analysis event when none is open) and closed by "Promotion completed!" or "Canary
+failed!"; each episode gets a thread like a rollout's. Outbox rows and threads key an episode
+by ``-N`` where a rollout has its seq (:attr:`Notice.thread_key`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from puerta.domain.hooks import HookType
+from puerta.domain.rollouts import PROGRESSING_PHASES
 
 
 class NoticeKind(StrEnum):
@@ -39,6 +49,9 @@ class NoticeKind(StrEnum):
     FAILED = "failed"  # post-rollout with phase Failed: rolled back
     NOTE = "note"  # Puerta about its own notifications (e.g. why the author got no DM)
     PROMOTED = "promoted"  # the commit was sent on to the next environment (release, ...)
+    #: a promotion waits for a person: held by hand, or ``manual_release`` waits for one
+    PROMOTION_HELD = "promotion-held"
+    PROMOTION_RELEASED = "promotion-released"  # a person let a held promotion go
 
 
 #: what the developer whose commit is rolling out hears about, by direct message
@@ -64,10 +77,17 @@ class Notice:
     phase: str = ""
     warning: bool = False  # Flagger's eventType Warning
     details: dict[str, Any] = field(default_factory=dict)
+    episode: int = 0  # N of the canary's N-th event episode (no Puerta rollout), else 0
 
     @property
     def canary(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def thread_key(self) -> int:
+        """What outbox rows and threads are keyed by: the rollout's seq, or ``-N`` for event
+        episode N (0: neither; such a notice goes only where no thread is needed)."""
+        return self.rollout_seq or -self.episode
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +104,7 @@ class Notice:
             "phase": self.phase,
             "warning": self.warning,
             "details": dict(self.details),
+            "episode": self.episode,
         }
 
     @classmethod
@@ -102,6 +123,7 @@ class Notice:
             phase=value.get("phase") or "",
             warning=bool(value.get("warning")),
             details=dict(value.get("details") or {}),
+            episode=int(value.get("episode") or 0),
         )
 
     @property
@@ -133,6 +155,8 @@ _ICONS = {
     NoticeKind.FAILED: ":boom:",
     NoticeKind.NOTE: ":grey_exclamation:",
     NoticeKind.PROMOTED: ":package:",
+    NoticeKind.PROMOTION_HELD: ":raised_hand:",
+    NoticeKind.PROMOTION_RELEASED: ":arrow_forward:",
 }
 
 
@@ -174,6 +198,7 @@ class RolloutSummary:
     commit: CommitLine | None
     repeats: int = 0  # notices folded into the parent (identical repeats)
     last_repeat: str | None = None
+    episode: bool = False  # an event episode (``rollout_seq`` is its N), not a Puerta rollout
 
 
 _STATUS_ICON = {
@@ -189,9 +214,12 @@ _STATUS_ICON = {
 def parent_text(summary: RolloutSummary) -> str:
     """The rollout's one line in the central channel (updated in place)."""
     env = f" to *{summary.environment}*" if summary.environment else ""
+    label = (
+        episode_label(summary.rollout_seq) if summary.episode else f"rollout #{summary.rollout_seq}"
+    )
     head = (
         f"{_STATUS_ICON.get(summary.status, ':grey_question:')} `{summary.namespace}/"
-        f"{summary.name}` rollout #{summary.rollout_seq}{env}: *{summary.status}*"
+        f"{summary.name}` {label}{env}: *{summary.status}*"
     )
     parts = [head]
     if summary.phase:
@@ -225,3 +253,109 @@ def dm_text(notice: Notice, commit: str | None) -> str:
     if notice.kind is NoticeKind.SUCCEEDED:
         return f":rocket: Your change {what} reached {env}."
     return f"{reply_text(notice)} ({what})"
+
+
+# ---- why a rollout failed ------------------------------------------------------------------
+
+#: hooks whose refusal Flagger counts as a failed check (too many of them roll it back);
+#: a confirm-* hook that waits only holds the rollout, it never fails it
+_COUNTED_HOOKS = frozenset({HookType.PRE_ROLLOUT.value, HookType.ROLLOUT.value})
+#: Warning events that only say *that* it failed, never why
+_MUTE_WARNINGS = ("Canary failed",)
+FALLBACK_FAILURE = "Flagger rolled it back"
+
+
+def tells_why(message: str) -> bool:
+    """Whether a Warning event can explain a failure ("Rolling back ... threshold reached 5",
+    "Halt advancement ... pre-rollout check e2e failed ..."), unlike "Canary failed!"."""
+    return bool(message) and not message.startswith(_MUTE_WARNINGS)
+
+
+def failure_reason(
+    *,
+    rollback: str | None,
+    waiting_hook: str | None,
+    waiting_reason: str | None,
+    last_warning: str | None,
+) -> str:
+    """The best words for why a rollout failed, most telling first: the reason Puerta gave
+    when it answered the rollback hook "roll back" (someone's rollback request, a failed
+    E2E run); what a pre-rollout / rollout gate refused it for (Flagger counts each refusal
+    until its threshold); the last Warning Flagger sent about it; else only that it happened.
+    """
+    if rollback:
+        return rollback
+    if waiting_hook in _COUNTED_HOOKS and waiting_reason:
+        return waiting_reason
+    if last_warning:
+        return last_warning
+    return FALLBACK_FAILURE
+
+
+# ---- event episodes (canaries with no Puerta rollout) ------------------------------------
+
+_STARTS = ("New revision detected",)  # Flagger: "... Scaling up x.ns" / "... Restarting ..."
+_SUCCEEDS = ("Promotion completed",)
+_FAILS = ("Canary failed",)
+_OPENERS = ("Starting canary analysis",)
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeStep:
+    """What one Flagger event does to a canary's episodes (see :func:`episode_step`)."""
+
+    supersede: bool = False  # end the open episode as superseded first
+    open: bool = False  # open a new episode with this event
+    attach: bool = False  # the event belongs to an episode (the new one, else the open one)
+    close_as: str | None = None  # "succeeded" / "failed": the event ends its episode
+
+
+NO_EPISODE = EpisodeStep()
+
+
+def episode_key(message: str, checksum: str) -> str:
+    """Identifies the event that opened an episode, to tell a repeat of it from a new one."""
+    return f"{checksum}|{message}"
+
+
+def episode_step(open_by: str | None, message: str, phase: str, checksum: str) -> EpisodeStep:
+    """Where an event of a canary with no Puerta rollout goes (pure).
+
+    ``open_by``: :func:`episode_key` of the event that opened the canary's open episode, None
+    when none is open. "New revision detected!" starts a new episode (a Flagger restart for a
+    newer revision supersedes the open one), unless it repeats the very event that opened the
+    open one (Flagger emits it again when it could not store the phase; a retried webhook).
+    Any other event joins the open episode; "Promotion completed!" / "Canary failed!" end it.
+    With none open, an analysis event opens one (Puerta started mid-analysis, or the start
+    was missed), but events of an idle canary (initialising, or after the end: a retried
+    "Promotion completed!") open none: they stay out of every thread, as before.
+    """
+    close_as = _closes(message)
+    if message.startswith(_STARTS):
+        if open_by == episode_key(message, checksum):
+            return EpisodeStep(attach=True)
+        return EpisodeStep(supersede=open_by is not None, open=True, attach=True)
+    if open_by is not None:
+        return EpisodeStep(attach=True, close_as=close_as)
+    if close_as is None and (phase in PROGRESSING_PHASES or message.startswith(_OPENERS)):
+        return EpisodeStep(open=True, attach=True)
+    return NO_EPISODE
+
+
+def _closes(message: str) -> str | None:
+    if message.startswith(_SUCCEEDS):
+        return "succeeded"
+    if message.startswith(_FAILS):
+        return "failed"
+    return None
+
+
+def event_revision(message: str, checksum: str) -> str | None:
+    """The revision an episode's event tells, if any: "New revision detected!" carries the
+    checksum of the revision before it (Flagger has not synced its status yet)."""
+    return None if message.startswith(_STARTS) or not checksum else checksum
+
+
+def episode_label(number: int) -> str:
+    """How threads and messages name event episode ``number``."""
+    return f"rollout #{number} (from Flagger events)"

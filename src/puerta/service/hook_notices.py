@@ -5,7 +5,9 @@
 * confirm-rollout waiting (for a window, a freeze, the release train, an approval), the first
   time it waits on that gate: queued, with the reason (when it opens, the place in line);
 * confirm-rollout passing a pending rollout: released;
-* post-rollout ending the rollout: succeeded (reached the environment) or failed.
+* post-rollout ending the rollout: succeeded (reached the environment) or failed, with why
+  (``failure``: found by ``service/notices.hook_call_notices``, which remembers the clues; the
+  rollout's own row no longer says what it waited for once it failed).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlalchemy import Row
 
 from puerta.domain.decisions import Decision, Verdict
 from puerta.domain.hooks import FlaggerPayload, HookType
-from puerta.domain.notices import Notice, NoticeKind
+from puerta.domain.notices import FALLBACK_FAILURE, Notice, NoticeKind
 from puerta.domain.rollouts import RolloutStatus
 
 
@@ -29,6 +31,7 @@ def hook_notices(
     environment: str | None,
     decision: Decision,
     now: datetime,
+    failure: str | None = None,
 ) -> list[Notice]:
     target = rollout if rollout is not None else before
 
@@ -63,7 +66,7 @@ def hook_notices(
         if rollout.status == RolloutStatus.SUCCEEDED.value:
             return [notice(NoticeKind.SUCCEEDED, f"rollout #{rollout.seq} promoted")]
         if rollout.status == RolloutStatus.FAILED.value:
-            why = rollout.waiting_reason or "Flagger rolled it back"
+            why = failure or FALLBACK_FAILURE
             return [notice(NoticeKind.FAILED, f"rollout #{rollout.seq} failed: {why}")]
     return []
 

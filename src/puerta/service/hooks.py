@@ -24,18 +24,21 @@ from puerta.clock import Clock
 from puerta.domain.decisions import Decision, Verdict
 from puerta.domain.evaluator import decide
 from puerta.domain.hooks import FlaggerPayload, HookType
+from puerta.domain.notices import Notice, NoticeKind
 from puerta.domain.rollouts import Resolution, RolloutStatus, resolve
 from puerta.policy.model import CompiledEnvironment, CompiledPolicy
+from puerta.policy.promote import MANUAL_RELEASE
 from puerta.service import snapshot
 from puerta.service.context import load_context
 from puerta.service.effects import Applied, apply_effects
-from puerta.service.hook_notices import hook_notices
-from puerta.service.notices import record_notice
+from puerta.service.notices import hook_call_notices, record_notice
 from puerta.store import ci_runs, promotions
 from puerta.store import repository as repo
 from puerta.store.db import Database
 
 _TERMINAL = (RolloutStatus.SUCCEEDED, RolloutStatus.FAILED, RolloutStatus.SUPERSEDED)
+#: the post-rollout phase that records a promotion (Flagger sends Succeeded or Failed)
+PROMOTING_PHASE = "Succeeded"
 #: the rollout waits for nothing (any more)
 _NOT_WAITING: dict[str, Any] = {
     "waiting_hook": None,
@@ -104,6 +107,7 @@ class HookService:
         rollout = self._apply(conn, canary, current, resolution, hook, payload, env_name, now)
         decision = self._decide(conn, canary, rollout, hook, payload, environment, now)
         applied = Applied()
+        waiting: Notice | None = None  # a promotion that waits for a person to release it
         if rollout is not None:
             applied = apply_effects(
                 conn,
@@ -119,6 +123,9 @@ class HookService:
             and environment is not None
             and environment.spec.promote is not None
             and rollout.status == RolloutStatus.SUCCEEDED.value
+            # only Flagger's explicit word: a post-rollout with an empty or unknown phase
+            # finishes the rollout as succeeded, but must not send its commit on
+            and payload.phase == PROMOTING_PHASE
         ):
             promote = environment.spec.promote
             recorded = promotions.record(
@@ -128,15 +135,22 @@ class HookService:
                 environment=environment.name,
                 to_environment=promote.to,
                 action=promote.action,
-                status="pending",
+                status="held" if promote.manual_release else "pending",
+                held_reason=MANUAL_RELEASE if promote.manual_release else None,
                 attempts=0,
                 created_at=now,
                 updated_at=now,
                 next_attempt_at=now,
             )
             applied = replace(applied, promotions=applied.promotions + int(recorded))
+            if recorded and promote.manual_release:
+                waiting = _manual_release_notice(canary, rollout, environment.name, promote.to, now)
         if self.policy.policy.notifications.routes:
-            notices = hook_notices(current, rollout, hook, payload, env_name, decision, now)
+            notices = hook_call_notices(
+                conn, canary.id, current, rollout, hook, payload, env_name, decision, now
+            )
+            if waiting is not None:
+                notices.append(waiting)
             for notice in notices:
                 record_notice(
                     conn,
@@ -314,3 +328,20 @@ class HookService:
             payload=payload.redacted(),
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
+
+
+def _manual_release_notice(
+    canary: Row[Any], rollout: Row[Any], environment: str, to: str, now: datetime
+) -> Notice:
+    """The rollout's thread hears that its commit waits for an approver (``manual_release``):
+    nobody else would know the promotion is there to release."""
+    return Notice(
+        kind=NoticeKind.PROMOTION_HELD,
+        namespace=canary.namespace,
+        name=canary.name,
+        rollout_seq=rollout.seq,
+        environment=environment,
+        revision=rollout.revision or "",
+        at=now,
+        text=f"promotion to {to} {MANUAL_RELEASE} (puerta promotions release ID)",
+    )

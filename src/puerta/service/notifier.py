@@ -8,16 +8,24 @@ sink. Outcomes:
 * delivered: ``sent`` (with the message id, e.g. Slack's ``ts``);
 * a transient failure (outage, 5xx, timeout): the item stays ``pending`` and is tried again
   with exponential backoff; everything behind it in its rollout waits, so order holds;
-* a rate limit (429 + ``Retry-After``): the item and its channel wait that long;
+* a rate limit (429 + ``Retry-After``): the item and its channel wait that long, on every
+  replica;
 * a permanent failure (``channel_not_found``, ``not_in_channel``, a bad token): ``failed``
   with the error, visible in ``GET /api/v1/notifications``; the items behind it go on (a reply
   whose parent could not be posted fails with that reason too).
 
-The parent message of a rollout is composed when it is delivered, from the rollout as stored
-then, so it always shows the latest state; an update that would change nothing is skipped.
-A direct message goes to the commit's author, found by ``service/commit_resolver.py``; when
-that cannot be done the item is ``skipped`` and the reason is posted once in the rollout's
-thread. The worker never crashes its loop on a database or sink hiccup.
+Pacing is per workspace, not per replica: each lane (a Slack channel, the DMs, a Teams or
+webhook destination) has a "free at" instant in the database (``notification_pacing``). A
+replica claims an item only in a transaction that finds its lane free, and books the lane
+``channel_interval`` ahead (the lane's row is locked meanwhile), so N replicas together send
+about one message per second to a channel; a 429's ``Retry-After`` holds the lane for all.
+
+The parent message of a rollout (or of an event episode, for a canary with no Puerta
+rollout) is composed when it is delivered, from the rollout as stored then, so it always
+shows the latest state; an update that would change nothing is skipped. A direct message goes
+to the commit's author, found by ``service/commit_resolver.py``; when that cannot be done the
+item is ``skipped`` and the reason is posted once in the rollout's thread. The worker never
+crashes its loop on a database or sink hiccup.
 
 The one window that is not exactly-once: a replica that dies after the sink accepted a message
 and before the outcome was stored leaves the item pending; it is sent again after the lease
@@ -95,7 +103,6 @@ class NotificationWorker(BackgroundWorker):
         self.metrics = metrics
         spacing = config.slack.channel_interval if config.slack else "0s"
         self.channel_spacing = parse_duration(spacing)
-        self._channel_free_at: dict[str, datetime] = {}  # this replica's pacing per channel
 
     async def round(self) -> None:
         while not self.stopping and await self.tick():
@@ -131,29 +138,40 @@ class NotificationWorker(BackgroundWorker):
         for row in rows:
             if self.stopping:
                 break  # shutting down: take nothing new
-            key = self._pace_key(row)
             now = self.clock.now()
-            free_at = self._channel_free_at.get(key)
-            if free_at is not None and free_at > now:
-                break  # the next round takes the rest
-            claim = partial(
-                outbox.claim,
-                item_id=row.id,
-                owner=self.replica,
-                now=now,
-                until=now + self.lease,
-                seen_attempts=row.attempts,
-            )
-            claimed = await self.db.write(claim)
-            if not claimed:
-                continue
+            taken = await self.db.write(partial(self._claim_in_turn, row=row, now=now))
+            if taken is None:
+                continue  # another replica has it
+            if taken > 0:
+                break  # the lane is busy (for every replica): the next round takes the rest
             worked += 1
             await self.work_on_claimed(
                 row.id, partial(self._deliver, row), "notification delivery crashed"
             )
-            if self.channel_spacing:
-                self._channel_free_at[key] = self.clock.now() + self.channel_spacing
         return worked
+
+    def _claim_in_turn(self, conn: Connection, *, row: Row[Any], now: datetime) -> float | None:
+        """Take the item if its lane is free, booking the lane ``channel_interval`` ahead, in
+        one transaction that holds the lane's row: replicas take turns on a channel. Returns
+        0.0 when taken, the seconds the lane is still busy, or None when the item is gone."""
+        lane = self._pace_key(row)
+        spaced = self.channel_spacing > timedelta(0)
+        busy = outbox.lane_wait(conn, lane, now, lock=spaced)
+        if busy > 0:
+            return busy
+        claimed = outbox.claim(
+            conn,
+            item_id=row.id,
+            owner=self.replica,
+            now=now,
+            until=now + self.lease,
+            seen_attempts=row.attempts,
+        )
+        if not claimed:
+            return None
+        if spaced:
+            outbox.hold_lane(conn, lane, now + self.channel_spacing)
+        return 0.0
 
     # ---- delivery ---------------------------------------------------------------------------
 
@@ -173,8 +191,7 @@ class NotificationWorker(BackgroundWorker):
             return
         except RateLimited as exc:
             wait = exc.retry_after if exc.retry_after is not None else self._backoff(row)
-            self._channel_free_at[self._pace_key(row)] = self.clock.now() + timedelta(seconds=wait)
-            await self._retry(row, str(exc), wait)
+            await self._retry(row, str(exc), wait, hold_lane=True)
             return
         except ProviderError as exc:
             await self._retry(row, str(exc), self._backoff(row))
@@ -227,25 +244,49 @@ class NotificationWorker(BackgroundWorker):
         return str(thread.parent_id)
 
     async def _parent_text(self, row: Row[Any], notice: Notice, thread: Row[Any]) -> str:
-        rollout = await self.db.read(
-            lambda c: outbox.rollout_state(c, row.canary_id, row.rollout_seq)
-        )
+        episode = row.rollout_seq < 0  # a canary with no Puerta rollout: its event episode
+        read = outbox.remembered if episode else outbox.rollout_state
+        state = await self.db.read(lambda c: read(c, row.canary_id, row.rollout_seq))
         commit = await self._commit_line(row, notice)
         summary = RolloutSummary(
             namespace=row.namespace,
             name=row.name,
-            rollout_seq=row.rollout_seq,
-            environment=rollout.environment if rollout is not None else notice.environment,
-            revision=rollout.revision if rollout is not None else notice.revision,
-            status=rollout.status if rollout is not None else "?",
-            phase=rollout.phase if rollout is not None else notice.phase,
-            waiting=rollout.waiting_reason if rollout is not None else None,
+            rollout_seq=abs(row.rollout_seq),
+            **self._shown_state(state, notice, episode),
             weight=thread.weight,
             commit=CommitLine(commit) if commit else None,
             repeats=thread.repeats,
             last_repeat=thread.last_repeat,
+            episode=episode,
         )
         return parent_text(summary)
+
+    def _shown_state(self, state: Row[Any] | None, notice: Notice, episode: bool) -> dict[str, Any]:
+        """What the parent says of the rollout (or event episode) as stored now; the notice
+        only stands in for what was never stored."""
+        if state is None:
+            return {
+                "environment": notice.environment,
+                "revision": notice.revision,
+                "status": "?",
+                "phase": notice.phase,
+                "waiting": None,
+            }
+        if episode:
+            return {
+                "environment": state.environment or notice.environment,
+                "revision": state.revision or notice.revision,
+                "status": state.status or "?",
+                "phase": state.phase or "",
+                "waiting": None,
+            }
+        return {
+            "environment": state.environment,
+            "revision": state.revision,
+            "status": state.status,
+            "phase": state.phase,
+            "waiting": state.waiting_reason,
+        }
 
     async def _commit_line(self, row: Row[Any], notice: Notice) -> str | None:
         try:
@@ -318,19 +359,28 @@ class NotificationWorker(BackgroundWorker):
         )
         self._count(row, "sent")
 
-    async def _retry(self, row: Row[Any], error: str, wait: float) -> None:
+    async def _retry(
+        self, row: Row[Any], error: str, wait: float, *, hold_lane: bool = False
+    ) -> None:
+        """Try the item again in ``wait`` seconds; ``hold_lane`` (a rate limit): nothing else
+        goes to its lane before then either, from any replica."""
         now = self.clock.now()
-        await self.db.write(
-            lambda c: outbox.finish(
-                c,
+        until = now + timedelta(seconds=wait)
+
+        def work(conn: Connection) -> None:
+            if hold_lane:  # the lane's row first, then the item's, as a claim locks them
+                outbox.hold_lane(conn, self._pace_key(row), until)
+            outbox.finish(
+                conn,
                 row.id,
                 self.replica,
                 attempts=row.attempts + 1,
                 last_error=error[:1000],
                 updated_at=now,
-                next_attempt_at=now + timedelta(seconds=wait),
+                next_attempt_at=until,
             )
-        )
+
+        await self.db.write(work)
         log.warning(
             "notification delayed",
             item=row.id,
@@ -370,10 +420,12 @@ class NotificationWorker(BackgroundWorker):
                 updated_at=now,
             )
             commit = outbox.rollout_commit(conn, row.canary_id, row.rollout_seq)
-            if commit is not None and commit.reported:
-                return
-            if commit is not None:
+            said = commit is not None and commit.reported
+            if commit is not None and not said:
                 outbox.update_rollout_commit(conn, commit.id, reported=True, chat_reason=reason)
+            # once per rollout, also when no commit was looked up (commit tracking is off)
+            if said or not outbox.claim_dm_note(conn, row.canary_id, row.rollout_seq, now):
+                return
             note = Notice(
                 kind=NoticeKind.NOTE,
                 namespace=notice.namespace,
@@ -383,6 +435,7 @@ class NotificationWorker(BackgroundWorker):
                 revision=notice.revision,
                 at=now,
                 text=f"the commit's author gets no direct message: {reason}",
+                episode=notice.episode,
             )
             config = self._without_dms()
             record_notice(conn, config, canary_id=row.canary_id, notice=note, now=now)

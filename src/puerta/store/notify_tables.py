@@ -8,6 +8,13 @@
 * ``rollout_commits``: what a rollout ships (image -> repository, commit, author) and whom to
   tell, resolved once per rollout.
 * ``lookup_cache``: cached lookups (commit authors, chat users by email), shared by replicas.
+* ``notification_episodes``: what the notification layer remembers per thread key. For a
+  Puerta rollout (key = its seq): why it may fail (the rollback Puerta answered, the last
+  Warning event) and whether the "no DM" note was posted. For a canary with no Puerta rollout
+  (key = -N): its N-th *episode*, a rollout seen only through Flagger's events (opened by
+  "New revision detected!", closed by "Promotion completed!" / "Canary failed!").
+* ``notification_pacing``: per sink lane (a Slack channel, the DMs, a webhook), when the next
+  message may go out: ~1 per second per channel and a 429's Retry-After, for every replica.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ notifications = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("canary_id", Integer, ForeignKey("canaries.id", ondelete="CASCADE"), nullable=False),
-    Column("rollout_seq", Integer, nullable=False),  # 0: no rollout yet (early Flagger events)
+    # the thread key: > 0 a Puerta rollout, < 0 an event episode (-N), 0 neither (raw only)
+    Column("rollout_seq", Integer, nullable=False),
     Column("destination", String(300), nullable=False),  # e.g. slack:#deploys, dm, webhook
     Column("item", String(16), nullable=False),  # parent | reply | raw | event | dm
     Column("notice", JSON, nullable=False),  # puerta.domain.notices.Notice.as_dict()
@@ -102,4 +110,32 @@ lookup_cache = Table(
     Column("key", String(400), primary_key=True),
     Column("value", JSON),  # None: looked up, nothing found
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+notification_episodes = Table(
+    "notification_episodes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("canary_id", Integer, ForeignKey("canaries.id", ondelete="CASCADE"), nullable=False),
+    Column("rollout_seq", Integer, nullable=False),  # the thread key, as in notifications
+    # event episodes: progressing | succeeded | failed | superseded; None for Puerta rollouts
+    Column("status", String(16)),
+    Column("opened_by", Text),  # "checksum|message" of the event that opened the episode
+    Column("environment", String(100)),
+    Column("revision", String(128)),
+    Column("phase", String(64)),
+    Column("rollback_reason", Text),  # why Puerta answered the rollback hook "roll back"
+    Column("last_warning", Text),  # the last Warning event that says why
+    Column("dm_note_posted", Boolean, nullable=False, default=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("canary_id", "rollout_seq"),
+)
+
+notification_pacing = Table(
+    "notification_pacing",
+    metadata,
+    Column("lane", String(300), primary_key=True),  # e.g. slack#deploys, dm, teams:0
+    Column("free_at", UTCDateTime(), nullable=False),  # nothing goes out before then
 )

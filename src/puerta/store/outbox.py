@@ -14,6 +14,8 @@ from sqlalchemy.orm import aliased
 from puerta.store import leases
 from puerta.store.notify_tables import (
     lookup_cache,
+    notification_episodes,
+    notification_pacing,
     notification_threads,
     notifications,
     rollout_commits,
@@ -256,3 +258,130 @@ def untracked_rollouts(conn: Connection, since: datetime, limit: int) -> Sequenc
         .limit(limit)
     )
     return list(conn.execute(query).all())  # type: ignore[arg-type]  # a 5-column row
+
+
+# ---- what is remembered per thread key: rollouts' failure clues, event episodes -----------
+
+_EPISODES = notification_episodes
+
+
+def _upsert(
+    conn: Connection, table: Any, keys: list[str], values: dict[str, Any], **changes: Any
+) -> None:
+    """Insert ``values``, or, when a row with the same ``keys`` exists, set ``changes``."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values)
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
+
+
+def remember(conn: Connection, canary_id: int, key: int, now: datetime, **values: Any) -> None:
+    """Store ``values`` (a rollback reason, the last telling Warning) for a Puerta rollout's
+    thread key, creating its row on first use: one statement, in the hook call's
+    transaction."""
+    row = {"canary_id": canary_id, "rollout_seq": key, "started_at": now, "updated_at": now}
+    _upsert(
+        conn, _EPISODES, ["canary_id", "rollout_seq"], {**row, **values}, updated_at=now, **values
+    )
+
+
+def remembered(conn: Connection, canary_id: int, key: int) -> Row[Any] | None:
+    """What is remembered for a thread key (a rollout, or an event episode), if anything."""
+    return conn.execute(
+        select(_EPISODES).where(_EPISODES.c.canary_id == canary_id, _EPISODES.c.rollout_seq == key)
+    ).one_or_none()
+
+
+def open_episode(conn: Connection, canary_id: int) -> Row[Any] | None:
+    """The canary's event episode that is still under way, if any (at most one is)."""
+    return conn.execute(
+        select(_EPISODES)
+        .where(
+            _EPISODES.c.canary_id == canary_id,
+            _EPISODES.c.rollout_seq < 0,
+            _EPISODES.c.status == "progressing",
+        )
+        .order_by(_EPISODES.c.rollout_seq)
+        .limit(1)
+    ).one_or_none()
+
+
+def open_new_episode(conn: Connection, canary_id: int, now: datetime, **values: Any) -> Row[Any]:
+    """The canary's next event episode (numbered 1, 2, ...; keyed -1, -2, ...), progressing.
+    Callers hold the canary's row lock, so two replicas never number one alike."""
+    lowest = conn.execute(
+        select(func.min(_EPISODES.c.rollout_seq)).where(
+            _EPISODES.c.canary_id == canary_id, _EPISODES.c.rollout_seq < 0
+        )
+    ).scalar_one_or_none()
+    key = (lowest or 0) - 1
+    conn.execute(
+        insert(_EPISODES).values(
+            canary_id=canary_id,
+            rollout_seq=key,
+            status="progressing",
+            dm_note_posted=False,
+            started_at=now,
+            updated_at=now,
+            **values,
+        )
+    )
+    row = remembered(conn, canary_id, key)
+    assert row is not None
+    return row
+
+
+def update_episode(conn: Connection, row_id: int, **values: Any) -> None:
+    conn.execute(update(_EPISODES).where(_EPISODES.c.id == row_id).values(**values))
+
+
+def claim_dm_note(conn: Connection, canary_id: int, key: int, now: datetime) -> bool:
+    """True exactly once per thread key: whoever gets it posts the "no DM" note."""
+    values = {
+        "canary_id": canary_id,
+        "rollout_seq": key,
+        "dm_note_posted": False,
+        "started_at": now,
+        "updated_at": now,
+    }
+    conn.execute(_insert_ignoring(conn, _EPISODES), values)
+    result = conn.execute(
+        update(_EPISODES)
+        .where(
+            _EPISODES.c.canary_id == canary_id,
+            _EPISODES.c.rollout_seq == key,
+            _EPISODES.c.dm_note_posted.is_(False),
+        )
+        .values(dm_note_posted=True, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def _insert_ignoring(conn: Connection, table: Any) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+# ---- pacing: when each lane (a Slack channel, the DMs, a webhook) may send next ----------
+
+
+def lane_wait(conn: Connection, lane: str, now: datetime, *, lock: bool) -> float:
+    """Seconds until ``lane`` may send (0.0: now). ``lock``: hold the lane's row for the
+    transaction (creating it), so a replica that books the lane next decides alone."""
+    query = select(notification_pacing.c.free_at).where(notification_pacing.c.lane == lane)
+    if lock:
+        conn.execute(_insert_ignoring(conn, notification_pacing), {"lane": lane, "free_at": now})
+        query = query.with_for_update()
+    free_at = conn.execute(query).scalar_one_or_none()
+    if free_at is None or free_at <= now:
+        return 0.0
+    return float((free_at - now).total_seconds())
+
+
+def hold_lane(conn: Connection, lane: str, until: datetime) -> None:
+    """Nothing more goes to ``lane`` before ``until`` (a later hold already set stays)."""
+    conn.execute(_insert_ignoring(conn, notification_pacing), {"lane": lane, "free_at": until})
+    conn.execute(
+        update(notification_pacing)
+        .where(notification_pacing.c.lane == lane, notification_pacing.c.free_at < until)
+        .values(free_at=until)
+    )

@@ -1,7 +1,11 @@
 """The ``promotions`` table (imported by ``tables.py`` so it shares its metadata): one row per
 rollout that succeeded in an environment with a ``promote`` section, recorded in the
 post-rollout call's transaction (so exactly once), carried out by a background worker under a
-short lease, held while the target environment is frozen or the canary halted."""
+short lease, held while the target environment is frozen, the canary halted or a person (or
+the policy's ``manual_release``) holds it.
+
+What is sent is rendered once and stored before the first attempt (``tag`` and
+``release_name`` of a release, ``event_type`` of a dispatch), so a retry sends the same."""
 
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ promotions = Table(
     Column("repository", String(300)),
     Column("sha", String(64)),
     Column("tag", String(300)),
+    Column("release_name", Text),  # rendered before the first attempt (with ``tag``)
+    Column("event_type", String(100)),  # a dispatch's, rendered before the first attempt
     Column("url", Text),
     Column("created", Boolean),  # release: made now (True) or already there (False)
     Column("last_error", Text),
@@ -43,6 +49,10 @@ promotions = Table(
     Column("done_at", UTCDateTime()),
     Column("owner", String(200)),
     Column("lease_until", UTCDateTime()),
+    Column("held_by", String(200)),  # who holds it by hand (null: nobody)
+    Column("held_note", Text),  # the reason they gave
+    Column("released_by", String(200)),  # who last released it by hand
+    Column("released_at", UTCDateTime()),
     UniqueConstraint("canary_id", "rollout_seq"),
     Index(None, "status", "next_attempt_at"),
 )
