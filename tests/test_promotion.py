@@ -267,12 +267,18 @@ def test_a_freeze_of_production_holds_the_promotion(
     (held,) = promotions(released)
     assert "incident 142" in held["held_reason"]
     assert world["github"].releases == []
+    released.clock.advance(timedelta(seconds=31))  # looked at again: still frozen
+    until(lambda: promotions(released)[0]["next_attempt_at"] != held["next_attempt_at"])
 
     lifted = released.api("POST", "/environments/production/unfreeze", token=ADMIN, json={})
     assert lifted.status_code == 200, lifted.text
-    released.clock.advance(__import__("datetime").timedelta(seconds=31))
+    released.clock.advance(timedelta(seconds=31))
     until(lambda: settled(released))
     assert len(world["github"].releases) == 1
+    # the wait was audited once, when it began (not at every look), and so was the outcome
+    trail = released.audit(kind="promotion")
+    assert [e["action"] for e in reversed(trail)] == ["promotion-held", "promote-github_release"]
+    assert "incident 142" in trail[-1]["reason"]
 
 
 def test_repository_dispatch_variant(
@@ -516,6 +522,39 @@ def test_the_version_is_read_once_and_kept_for_the_retry(
         )
         assert [r.tag_name for r in github.releases] == ["v1.4.2"]
         assert len(github.requests_to("GET", "/repos/acme/podinfo/tags")) == 1
+    finally:
+        puerta.stop()
+
+
+def test_two_promotions_in_flight_never_pick_the_same_version(
+    database_url: str, world: dict[str, Any], clock: ManualClock
+) -> None:
+    """A version another promotion of the repository chose but has not released yet (its
+    call failed; the retry is to come) is taken: the next promotion picks the one after,
+    and both releases go out."""
+    github: FakeGitHubRepos = world["github"]
+    github.add_tag("acme/podinfo", "v1.4.1", OLD)
+    github.fail_next_on("/repos/acme/podinfo/releases", status=502)
+    puerta = make(database_url, world, clock, release_action("v{next_patch}"))
+    try:
+        roll_out(puerta)
+        until(lambda: the_promotion(puerta)["attempts"] == 1)
+        first = the_promotion(puerta)
+        assert (first["status"], first["tag"]) == ("pending", "v1.4.2")
+        assert github.releases == []  # the 502: nothing made yet
+
+        body = flagger_payload("confirm-rollout", namespace="staging", name="podinfo", metadata={})
+        again = {**body, "checksum": "7b7b7b7b7b"}
+        puerta.http.post("/hooks/confirm-rollout", json={**again, "phase": "Succeeded"})
+        puerta.http.post("/hooks/pre-rollout", json={**again, "phase": "Progressing"})
+        puerta.http.post("/hooks/post-rollout", json={**again, "phase": "Succeeded"})
+        until(lambda: any(p["status"] == "done" for p in promotions(puerta)))
+        clock.advance(timedelta(minutes=5))  # the first one's retry comes due
+        until(lambda: len(promotions(puerta)) == 2 and settled(puerta))
+        by_rollout = {p["rollout_seq"]: p for p in promotions(puerta)}
+        assert (by_rollout[1]["status"], by_rollout[1]["tag"]) == ("done", "v1.4.2")
+        assert (by_rollout[2]["status"], by_rollout[2]["tag"]) == ("done", "v1.4.3")
+        assert sorted(r.tag_name for r in github.releases) == ["v1.4.2", "v1.4.3"]
     finally:
         puerta.stop()
 
@@ -902,7 +941,8 @@ def test_promotions_and_hand_holds_are_announced(
         # manual_release announces the wait when the rollout succeeds; then the hand hold
         assert [n["actor"] for n in held] == [None, "approver"]
         assert held[0]["text"].endswith(
-            "promotion to production waiting for a manual release (puerta promotions release ID)"
+            f"promotion {promotion} to production held: waiting for a manual release "
+            f"(release with: puerta promotions release {promotion})"
         )
         assert held[1]["text"].endswith(
             f"promotion {promotion} to production held: it goes out only once released "

@@ -42,6 +42,11 @@ class PromotionView(schemas.Promotion):
     held_by: str | None = Field(default=None, description="who holds it by hand")
     released_by: str | None = Field(default=None, description="who last released it by hand")
     released_at: datetime | None = None
+    next_attempt_at: datetime | None = Field(
+        default=None,
+        description="pending or held: when a replica looks at it next (a held one is "
+        "checked again every 30 s)",
+    )
 
 
 class PromotionPage(BaseModel):

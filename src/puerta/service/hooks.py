@@ -24,7 +24,6 @@ from puerta.clock import Clock
 from puerta.domain.decisions import Decision, Verdict
 from puerta.domain.evaluator import decide
 from puerta.domain.hooks import FlaggerPayload, HookType
-from puerta.domain.notices import Notice, NoticeKind
 from puerta.domain.rollouts import Resolution, RolloutStatus, resolve
 from puerta.policy.model import CompiledEnvironment, CompiledPolicy
 from puerta.policy.promote import MANUAL_RELEASE
@@ -107,7 +106,6 @@ class HookService:
         rollout = self._apply(conn, canary, current, resolution, hook, payload, env_name, now)
         decision = self._decide(conn, canary, rollout, hook, payload, environment, now)
         applied = Applied()
-        waiting: Notice | None = None  # a promotion that waits for a person to release it
         if rollout is not None:
             applied = apply_effects(
                 conn,
@@ -143,14 +141,10 @@ class HookService:
                 next_attempt_at=now,
             )
             applied = replace(applied, promotions=applied.promotions + int(recorded))
-            if recorded and promote.manual_release:
-                waiting = _manual_release_notice(canary, rollout, environment.name, promote.to, now)
         if self.policy.policy.notifications.routes:
             notices = hook_call_notices(
                 conn, canary.id, current, rollout, hook, payload, env_name, decision, now
             )
-            if waiting is not None:
-                notices.append(waiting)
             for notice in notices:
                 record_notice(
                     conn,
@@ -328,20 +322,3 @@ class HookService:
             payload=payload.redacted(),
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
-
-
-def _manual_release_notice(
-    canary: Row[Any], rollout: Row[Any], environment: str, to: str, now: datetime
-) -> Notice:
-    """The rollout's thread hears that its commit waits for an approver (``manual_release``):
-    nobody else would know the promotion is there to release."""
-    return Notice(
-        kind=NoticeKind.PROMOTION_HELD,
-        namespace=canary.namespace,
-        name=canary.name,
-        rollout_seq=rollout.seq,
-        environment=environment,
-        revision=rollout.revision or "",
-        at=now,
-        text=f"promotion to {to} {MANUAL_RELEASE} (puerta promotions release ID)",
-    )

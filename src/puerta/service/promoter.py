@@ -215,12 +215,7 @@ class Promoter(BackgroundWorker):
             return
         hold = await self.db.read(lambda c: self._hold(c, row, promote))
         if hold is not None:
-            await self._finish(
-                row,
-                status="held",
-                held_reason=hold,
-                next_attempt_at=self.clock.now() + self.hold_recheck,
-            )
+            await self._held_now(row, hold)
             return
         target = RolloutTarget(
             row.canary_id, row.namespace, row.name, row.rollout_seq, row.environment
@@ -303,35 +298,38 @@ class Promoter(BackgroundWorker):
             return Rendered(event_type=row.event_type)
         if promote.github_release is None and promote.repository_dispatch is None:
             return Rendered()  # a webhook sends no template
-        rendered = await self._render(row, promote, commit)
-        columns: dict[str, Any] = (
-            {"tag": rendered.tag, "release_name": rendered.name}
-            if promote.github_release is not None
-            else {"event_type": rendered.event_type}
-        )
-
-        def store(conn: Connection) -> bool:
-            return promotions.store_rendered(conn, row.id, self.replica, **columns)
-
-        return rendered if await self.db.write(store) else None
-
-    async def _render(self, row: Row[Any], promote: PromoteConfig, commit: Row[Any]) -> Rendered:
-        """Render the templates; the version fields read the release repository's tags, and
-        only when a template uses one."""
         values = self._values(row, promote, commit)
         release = promote.github_release
         if release is None:
             assert promote.repository_dispatch is not None
             event_type = render(promote.repository_dispatch.event_type, values)
             _check_length("event_type", event_type, MAX_EVENT_TYPE)
-            return Rendered(event_type=event_type)
-        if uses_versions(release.tag, release.name):
-            tags = await self._repos().tag_names(release.repository or commit.repository)
-            highest = highest_version(tags, version_prefix(release.tag, values))
-            values.update(next_versions(highest))
-        tag = render(release.tag, values)
-        _check_length("tag", tag, MAX_TAG)
-        return Rendered(tag=tag, name=render(release.name, values) if release.name else tag)
+
+            def store_event_type(conn: Connection) -> bool:
+                return promotions.store_rendered(conn, row.id, self.replica, event_type=event_type)
+
+            stored = await self.db.write(store_event_type)
+            return Rendered(event_type=event_type) if stored else None
+        repository = release.repository or commit.repository
+        versions = uses_versions(release.tag, release.name)
+        on_github = await self._repos().tag_names(repository) if versions else []
+
+        def store_release(conn: Connection) -> Rendered | None:
+            # the version is chosen where it is stored, under a lock per repository: a
+            # version another promotion stored but has not released yet is taken too
+            if versions:
+                promotions.lock_versions(conn, repository)
+                taken = [*on_github, *promotions.tags_taken(conn, repository, besides=row.id)]
+                prefix = version_prefix(release.tag, values)
+                values.update(next_versions(highest_version(taken, prefix)))
+            tag = render(release.tag, values)
+            _check_length("tag", tag, MAX_TAG)
+            name = render(release.name, values) if release.name else tag
+            columns = {"tag": tag, "release_name": name, "repository": repository}
+            stored = promotions.store_rendered(conn, row.id, self.replica, **columns)
+            return Rendered(tag=tag, name=name) if stored else None
+
+        return await self.db.write(store_release)
 
     def _values(self, row: Row[Any], promote: PromoteConfig, commit: Row[Any]) -> dict[str, str]:
         """The template fields. ``{date}``/``{time}`` are when the rollout succeeded (the
@@ -413,6 +411,30 @@ class Promoter(BackgroundWorker):
             lambda c: promotions.finish(c, row.id, self.replica, updated_at=now, **values)
         )
 
+    async def _held_now(self, row: Row[Any], reason: str) -> None:
+        """Keep the promotion held and look again later. The moment it starts to wait (it was
+        pending, or ``manual_release`` recorded it held) is audited and announced with why,
+        once: a freeze or a halt holding a commit back is news to whoever waits for it. A hold
+        by hand was announced by the person's action."""
+        now = self.clock.now()
+        news = row.status != "held" or row.held_reason == MANUAL_RELEASE
+
+        def work(conn: Connection) -> None:
+            finished = promotions.finish(
+                conn,
+                row.id,
+                self.replica,
+                status="held",
+                held_reason=reason,
+                next_attempt_at=now + self.hold_recheck,
+                updated_at=now,
+            )
+            if finished and news:
+                text = f"promotion {row.id} to {row.to_environment} held: {reason}"
+                self._record(conn, row, now, text, {}, kind=NoticeKind.PROMOTION_HELD)
+
+        await self.db.write(work)
+
     async def _retry(self, row: Row[Any], error: str, *, wait: float | None = None) -> None:
         delay = wait if wait is not None else float(min(MAX_BACKOFF, 2 ** min(row.attempts, 10)))
         await self._finish(
@@ -478,7 +500,14 @@ class Promoter(BackgroundWorker):
         log.info("promotion done", promotion=row.id, result=text)
 
     def _record(
-        self, conn: Connection, row: Row[Any], now: datetime, text: str, details: dict[str, Any]
+        self,
+        conn: Connection,
+        row: Row[Any],
+        now: datetime,
+        text: str,
+        details: dict[str, Any],
+        *,
+        kind: NoticeKind = NoticeKind.PROMOTED,
     ) -> None:
         """Audit and announce a promotion's outcome, in its transaction."""
         repo.insert_audit(
@@ -486,7 +515,7 @@ class Promoter(BackgroundWorker):
             at=now,
             kind="promotion",
             actor="puerta",
-            action=f"promote-{row.action}",
+            action=(f"promote-{row.action}" if kind is NoticeKind.PROMOTED else "promotion-held"),
             namespace=row.namespace,
             name=row.name,
             environment=row.environment,
@@ -496,7 +525,7 @@ class Promoter(BackgroundWorker):
         )
         if self.notifications.routes:
             notice = Notice(
-                kind=NoticeKind.PROMOTED,
+                kind=kind,
                 namespace=row.namespace,
                 name=row.name,
                 rollout_seq=row.rollout_seq,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Row, Select, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -93,6 +93,30 @@ def store_rendered(conn: Connection, item_id: int, owner: str, **values: Any) ->
         .values(**values)
     )
     return result.rowcount == 1
+
+
+def lock_versions(conn: Connection, repository: str) -> None:
+    """Serialise choosing the next version of one repository across replicas (PostgreSQL):
+    two promotions rendering ``{next_patch}`` at once must not both pick the same one. SQLite
+    needs nothing: its writers are serialised already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"puerta-versions:{repository}"},
+        )
+
+
+def tags_taken(conn: Connection, repository: str, *, besides: int) -> list[str]:
+    """The tags other promotions of ``repository`` have chosen and not given up (pending,
+    held or done): a version stored but not released yet (a retry to come, a draft release
+    that made no tag) is taken all the same."""
+    query = select(promotions.c.tag).where(
+        promotions.c.repository == repository,
+        promotions.c.tag.is_not(None),
+        promotions.c.status != "failed",
+        promotions.c.id != besides,
+    )
+    return [tag for tag in conn.execute(query).scalars() if tag]
 
 
 def hold(
