@@ -729,7 +729,17 @@ def test_a_broken_chain_does_not_compare_the_expected_head(puerta: Puerta) -> No
 
 
 @pytest.mark.parametrize(
-    "bad", ["7", "7:", "x:" + "a" * 64, "-1:" + "a" * 64, "7:" + "g" * 64, "7:" + "a" * 63]
+    "bad",
+    [
+        "7",
+        "7:",
+        "x:" + "a" * 64,
+        "-1:" + "a" * 64,
+        "7:" + "g" * 64,
+        "7:" + "a" * 63,
+        "\u00b2:" + "a" * 64,  # a digit to str.isdigit, not to int()
+        "9" * 5000 + ":" + "a" * 64,  # beyond int()'s digit limit
+    ],
 )
 def test_a_malformed_expected_head_is_refused(puerta: Puerta, bad: str) -> None:
     response = puerta.api("GET", "/audit/verify", token=VIEWER, params={"expect_head": bad})

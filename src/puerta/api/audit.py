@@ -81,7 +81,8 @@ def parse_head(text: str) -> tuple[int, str]:
     400, never a comparison that fails and looks like tampering."""
     seq, sep, chain_hash = text.strip().partition(":")
     chain_hash = chain_hash.lower()
-    if not sep or not seq.isdigit() or len(chain_hash) != 64 or not set(chain_hash) <= _HEX:
+    number = seq.isascii() and seq.isdigit() and len(seq) <= 18  # "²" is a digit to isdigit
+    if not sep or not number or len(chain_hash) != 64 or not set(chain_hash) <= _HEX:
         raise BadRequest(
             f"expect_head: expected SEQ:HASH (a chain_seq and its 64 hex digit chain_hash), "
             f"got {text!r}"
