@@ -24,15 +24,15 @@ Exactly once across lost answers: the claim marks a pending run's trigger as beg
 timeout, a dropped connection: the provider may have started the run) keeps the mark, and so
 does a replica that dies mid-call. The next turn on a marked run first asks the provider for
 the run an earlier trigger started (:meth:`~puerta.ci.base.CiProvider.find`, by the run's
-correlation id, from ``_LIST_SETTLE`` after the mark on, since GitHub lists a dispatched run a
-few seconds late): found, it is adopted like a trigger's answer (event source ``found``); none,
-the run is triggered; the lookup failing is provider trouble (retry later, the mark stays).
-Where the provider cannot tell (``can_find`` False, or :class:`~puerta.ci.base.CannotTell`:
-CircleCI, a Jenkins job without the ``PUERTA_RUN_ID`` parameter, a GitHub workflow without
-``{run_id}`` in an input) the run is triggered again with a warning: a second run is possible
-there, as before. (The mark is set when the round claims the run, up to one round interval
-before the call; a replica that dies in between leaves it too, and the lookup then finds
-nothing. A graceful stop clears it.)
+correlation id, from ``_LIST_SETTLE`` after the earlier call ended, since GitHub lists a
+dispatched run a few seconds late): found, it is adopted like a trigger's answer (event source
+``found``); none, the run is triggered; the lookup failing is provider trouble (retry later,
+the mark stays). Where the provider cannot tell (``can_find`` False, or
+:class:`~puerta.ci.base.CannotTell`: CircleCI, a Jenkins job without the ``PUERTA_RUN_ID``
+parameter) the run is triggered again with a warning: a second run is possible there, as before
+(a github gate must pass ``{run_id}`` in an input: ``ci/targets.py``). (The mark is set when
+the round claims the run, up to one round interval before the call; a replica that dies in
+between leaves it too, and the lookup then finds nothing. A graceful stop clears it.)
 
 Cancels: a run whose rollout was replaced, or which passed its deadline, is cancelled on CI
 before it ends. A run whose id Puerta never learnt (a lost trigger answer, GitHub's 204) is
@@ -448,7 +448,9 @@ class CiRunner(BackgroundWorker):
             self._warn_again(row, "the provider cannot look for the run by its correlation id")
             return True
         now = self.clock.now()
-        settled = row.trigger_started_at + _LIST_SETTLE
+        # from when the earlier call ended (its trouble was saved then), not when it began:
+        # a dispatch GitHub accepted just before a timeout is listed seconds after that
+        settled = max(row.trigger_started_at, row.updated_at) + _LIST_SETTLE
         if now < settled:
             await self._save(row, {"next_check_at": settled}, event=None)
             return False
