@@ -46,8 +46,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--puerta-cmd", default="")
     args = parser.parse_args()
+    # the runner at ten requests a second (the scale benchmark's stress budget): enough
+    # requests in the measured stretch for a steady figure per request
+    stress = ["--rpm", "600", "--burst", "20"]
     scale_args = sb.parse_args(
-        ["--sqlite", *(["--puerta-cmd", args.puerta_cmd] if args.puerta_cmd else [])]
+        ["--sqlite", *stress, *(["--puerta-cmd", args.puerta_cmd] if args.puerta_cmd else [])]
     )
     tmp = Path(tempfile.mkdtemp(prefix="puerta-ci-cpu-"))
     procs = Processes()

@@ -12,8 +12,9 @@ budget." What it does:
    (wall clock) and hands the stamps over at the end;
 2. writes a policy: environment ``production`` (namespaces ``prod*``) with a ``manual`` gate on
    confirm-rollout (the hot path of ``hook_bench.py``) and an ``e2e`` gate (``wait:
-   background``) on pre-rollout, on the fake provider with ``requests_per_minute`` 600,
-   ``burst`` 20 and ``poll_interval`` 10s (all options);
+   background``) on pre-rollout, on the fake provider with ``requests_per_minute`` 60 and
+   ``burst`` 10 (a provider's defaults in the policy; ``--rpm 600 --burst 20`` is the stress
+   variant in bench/README.md) and ``poll_interval`` 10s (all options);
 3. **baseline**: a fresh Puerta (``puerta serve``, its own process) on a fresh PostgreSQL
    database (created here, dropped at the end; SQLite if no server answers), ~no canaries
    (100, primed once) and no CI runs: ``POST /hooks/confirm-rollout`` at a fixed 500
@@ -1113,8 +1114,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds the scale Puerta keeps working its CI runs after the load, never frozen, "
         "so the 60 s budget check sees a runner at work for more than 60 s in a row",
     )
-    parser.add_argument("--rpm", type=float, default=600.0, help="CI requests_per_minute")
-    parser.add_argument("--burst", type=int, default=20, help="CI burst")
+    parser.add_argument(
+        "--rpm", type=float, default=60.0, help="CI requests_per_minute (the policy's default)"
+    )
+    parser.add_argument("--burst", type=int, default=10, help="CI burst (the policy's default)")
     parser.add_argument("--poll-interval", default="10s", help="CI poll_interval")
     parser.add_argument("--max-poll-interval", default="2m", help="CI max_poll_interval")
     parser.add_argument(
