@@ -14,8 +14,9 @@ unknown project, invalid parameters: the run fails with the provider's message).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -156,6 +157,18 @@ class RunStatus:
     url: str | None = None
     parts: tuple[Part, ...] = ()
     ref: RunRef | None = None
+
+
+def created_at_or_after(item: Mapping[str, Any], since: datetime) -> bool:
+    """Whether a listed run or pipeline was created at or after ``since``, by its ISO
+    ``created_at`` (kept when missing or unreadable: the correlation id decides then)."""
+    try:
+        created = datetime.fromisoformat(str(item["created_at"]))
+    except (KeyError, ValueError):
+        return True
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return created >= since
 
 
 def carries_correlation(parameters: dict[str, str], correlation: str) -> bool:

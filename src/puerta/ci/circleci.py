@@ -32,7 +32,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -50,6 +50,7 @@ from puerta.ci.base import (
     Target,
     TransientError,
     carries_correlation,
+    created_at_or_after,
 )
 from puerta.ci.http import request
 from puerta.clock import Clock, SystemClock
@@ -369,7 +370,7 @@ class CircleCI:
         for _ in range(FIND_PAGES):
             page = await self._get(path, params=params)
             items = [item for item in page.get("items") or [] if isinstance(item, dict)]
-            recent = [item for item in items if _created_at_or_after(item, since)]
+            recent = [item for item in items if created_at_or_after(item, since)]
             matches += [
                 item
                 for item in recent
@@ -491,17 +492,6 @@ def _created(response: httpx.Response) -> dict[str, Any]:
         # The pipeline may exist; retrying could start a second one, so this is permanent.
         raise PermanentError(f"{PROVIDER}: the trigger's answer has no pipeline id and number")
     return body
-
-
-def _created_at_or_after(pipeline: Mapping[str, Any], since: datetime) -> bool:
-    """Whether a listed pipeline was created at or after ``since`` (kept when unreadable)."""
-    try:
-        created = datetime.fromisoformat(str(pipeline["created_at"]))
-    except (KeyError, ValueError):
-        return True
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return created >= since
 
 
 def _shows(value: Any, correlation: str) -> bool:

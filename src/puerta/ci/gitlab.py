@@ -37,6 +37,7 @@ from puerta.ci.base import (
     Target,
     TransientError,
     carries_correlation,
+    created_at_or_after,
     with_correlation,
 )
 from puerta.ci.http import request
@@ -204,7 +205,7 @@ class GitLabCI:
                 for pipeline in listed
                 if isinstance(pipeline, dict)
                 and pipeline.get("id") is not None
-                and _created_at_or_after(pipeline, since)
+                and created_at_or_after(pipeline, since)
             ]
             if len(listed) < _PER_PAGE:
                 return found, True
@@ -295,17 +296,6 @@ def _ref_of(pipeline: dict[str, Any], project: str, triggered_at: str) -> RunRef
 def _iso(instant: datetime) -> str:
     """``2026-03-02T10:00:00Z``: the form GitLab's date filters take."""
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _created_at_or_after(pipeline: dict[str, Any], since: datetime) -> bool:
-    """Whether the pipeline was created at or after ``since`` (kept when GitLab omits it)."""
-    try:
-        created = datetime.fromisoformat(str(pipeline["created_at"]))
-    except (KeyError, ValueError):
-        return True
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return created >= since
 
 
 def _carries(variables: Any, correlation: str) -> bool:
