@@ -431,7 +431,15 @@ class Promoter(BackgroundWorker):
             )
             if finished and news:
                 text = f"promotion {row.id} to {row.to_environment} held: {reason}"
-                self._record(conn, row, now, text, {}, kind=NoticeKind.PROMOTION_HELD)
+                record_promotion_news(
+                    conn,
+                    self.notifications,
+                    row,
+                    now=now,
+                    action="promotion-held",
+                    text=text,
+                    notice=NoticeKind.PROMOTION_HELD,
+                )
 
         await self.db.write(work)
 
@@ -460,7 +468,14 @@ class Promoter(BackgroundWorker):
                 last_error=error[:1000],
                 updated_at=now,
             )
-            self._record(conn, row, now, f"promotion to {row.to_environment} failed: {error}", {})
+            record_promotion_news(
+                conn,
+                self.notifications,
+                row,
+                now=now,
+                action=f"promote-{row.action}",
+                text=f"promotion to {row.to_environment} failed: {error}",
+            )
 
         await self.db.write(work)
         log.error("promotion failed", promotion=row.id, error=error)
@@ -494,48 +509,19 @@ class Promoter(BackgroundWorker):
                 done_at=now,
                 updated_at=now,
             )
-            self._record(conn, row, now, text, {**outcome, "link": outcome["url"]})
+            record_promotion_news(
+                conn,
+                self.notifications,
+                row,
+                now=now,
+                action=f"promote-{row.action}",
+                text=text,
+                details={**outcome, "link": outcome["url"]},
+                link=outcome["url"],
+            )
 
         await self.db.write_persistently(work, within=self.lease.total_seconds() / 2)
         log.info("promotion done", promotion=row.id, result=text)
-
-    def _record(
-        self,
-        conn: Connection,
-        row: Row[Any],
-        now: datetime,
-        text: str,
-        details: dict[str, Any],
-        *,
-        kind: NoticeKind = NoticeKind.PROMOTED,
-    ) -> None:
-        """Audit and announce a promotion's outcome, in its transaction."""
-        repo.insert_audit(
-            conn,
-            at=now,
-            kind="promotion",
-            actor="puerta",
-            action=(f"promote-{row.action}" if kind is NoticeKind.PROMOTED else "promotion-held"),
-            namespace=row.namespace,
-            name=row.name,
-            environment=row.environment,
-            rollout_seq=row.rollout_seq,
-            reason=text,
-            details={"to": row.to_environment, **details},
-        )
-        if self.notifications.routes:
-            notice = Notice(
-                kind=kind,
-                namespace=row.namespace,
-                name=row.name,
-                rollout_seq=row.rollout_seq,
-                environment=row.environment,
-                revision=row.revision or "",
-                at=now,
-                text=text,
-                link=details.get("link"),
-            )
-            record_notice(conn, self.notifications, canary_id=row.canary_id, notice=notice, now=now)
 
 
 def _whole(freeze: Freeze) -> Freeze:
@@ -595,7 +581,7 @@ class PromotionHolds:
                 f"promotion {promotion_id} to {row.to_environment} held: it goes out only once "
                 "released"
             )
-            self._record(conn, row, "promotion-hold", actor, reason, message, now)
+            self._by_hand(conn, row, "promotion-hold", actor, reason, message, now)
             return self._reread(conn, promotion_id)
 
         return await self.db.write(work)
@@ -620,7 +606,7 @@ class PromotionHolds:
                 f"promotion {promotion_id} to {row.to_environment} released: it goes out now "
                 "unless a freeze or a halt still holds it"
             )
-            self._record(conn, row, "promotion-release", actor, reason, message, now)
+            self._by_hand(conn, row, "promotion-release", actor, reason, message, now)
             return self._reread(conn, promotion_id)
 
         return await self.db.write(work)
@@ -649,7 +635,7 @@ class PromotionHolds:
         assert row is not None  # changed in this very transaction
         return row
 
-    def _record(
+    def _by_hand(
         self,
         conn: Connection,
         row: Row[Any],
@@ -659,35 +645,70 @@ class PromotionHolds:
         message: str,
         now: datetime,
     ) -> None:
-        """Audit the action with its actor, and announce it in the rollout's thread."""
-        repo.insert_audit(
+        """Audit a person's hold or release (kind ``admin``, with who and why) and announce
+        it in the rollout's thread."""
+        record_promotion_news(
             conn,
-            at=now,
-            kind="admin",
-            actor=actor,
+            self.notifications,
+            row,
+            now=now,
             action=action,
-            namespace=row.namespace,
-            name=row.name,
-            environment=row.environment,
-            rollout_seq=row.rollout_seq,
-            reason=reason,
-            details={"result": message, "promotion_id": row.id, "to": row.to_environment},
-        )
-        if not self.notifications.routes:
-            return
-        notice = Notice(
-            kind=(
+            text=message + (f" (reason: {reason})" if reason else ""),
+            notice=(
                 NoticeKind.PROMOTION_HELD
                 if action == "promotion-hold"
                 else NoticeKind.PROMOTION_RELEASED
             ),
-            namespace=row.namespace,
-            name=row.name,
-            rollout_seq=row.rollout_seq,
-            environment=row.environment,
-            revision=row.revision or "",
-            at=now,
-            text=message + (f" (reason: {reason})" if reason else ""),
+            audit_kind="admin",
             actor=actor,
+            reason=reason,
+            details={"result": message, "promotion_id": row.id},
         )
-        record_notice(conn, self.notifications, canary_id=row.canary_id, notice=notice, now=now)
+
+
+def record_promotion_news(
+    conn: Connection,
+    notifications: NotificationsConfig,
+    row: Row[Any],
+    *,
+    now: datetime,
+    action: str,
+    text: str,
+    notice: NoticeKind = NoticeKind.PROMOTED,
+    audit_kind: str = "promotion",
+    actor: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+    link: str | None = None,
+) -> None:
+    """Audit what happened to a promotion and announce it in its rollout's thread, in the
+    caller's transaction. ``actor``: a person (audited as them, and named in the notice);
+    None: Puerta itself. ``reason``: what the audit records as why (default: ``text``)."""
+    repo.insert_audit(
+        conn,
+        at=now,
+        kind=audit_kind,
+        actor=actor or "puerta",
+        action=action,
+        namespace=row.namespace,
+        name=row.name,
+        environment=row.environment,
+        rollout_seq=row.rollout_seq,
+        reason=text if reason is None else reason,
+        details={"to": row.to_environment, **(details or {})},
+    )
+    if not notifications.routes:
+        return
+    announced = Notice(
+        kind=notice,
+        namespace=row.namespace,
+        name=row.name,
+        rollout_seq=row.rollout_seq,
+        environment=row.environment,
+        revision=row.revision or "",
+        at=now,
+        text=text,
+        link=link,
+        actor=actor,
+    )
+    record_notice(conn, notifications, canary_id=row.canary_id, notice=announced, now=now)
