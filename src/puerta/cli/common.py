@@ -1,5 +1,6 @@
 """What every client command of the CLI shares: the ``--server``/``--token`` options, one API
-call with Puerta's refusal turned into exit 1, ``NAMESPACE/NAME`` parsing and plain tables.
+call with Puerta's refusal turned into exit 1, one page of a per-canary list, ``NAMESPACE/NAME``
+parsing and plain tables.
 
 They live here, not in ``main.py``, so that command groups in their own modules (``e2e``) can
 use them while ``main.py`` registers those groups, without a circular import.
@@ -46,6 +47,31 @@ def split_canary(canary: str) -> tuple[str, str]:
         typer.echo(f"error: expected NAMESPACE/NAME, got {canary!r}", err=True)
         raise typer.Exit(2)
     return namespace, name
+
+
+def fetch_page(
+    server: str,
+    token: str | None,
+    path: str,
+    *,
+    canary: str | None,
+    status: str | None,
+    statuses: tuple[str, ...],
+    limit: int,
+    offset: int,
+) -> Any:
+    """One page of a per-canary list (E2E runs, promotions): ``GET path`` filtered by
+    ``NAMESPACE/NAME`` and status; a status not among ``statuses`` is a usage error (exit 2)."""
+    if status is not None and status not in statuses:
+        choices = ", ".join(statuses)
+        typer.echo(f"error: --status must be one of {choices}, got {status!r}", err=True)
+        raise typer.Exit(2)
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if canary:
+        params["namespace"], params["name"] = split_canary(canary)
+    if status is not None:
+        params["status"] = status
+    return call(server, token, "GET", path, params=params)
 
 
 def print_table(rows: list[list[str]]) -> None:

@@ -15,7 +15,14 @@ from typing import Annotated, Any
 
 import typer
 
-from puerta.cli.common import DEFAULT_SERVER, ServerOpt, TokenOpt, call, print_table, split_canary
+from puerta.cli.common import (
+    DEFAULT_SERVER,
+    ServerOpt,
+    TokenOpt,
+    call,
+    fetch_page,
+    print_table,
+)
 
 e2e_app = typer.Typer(help="E2E runs on CI triggered by e2e gates.", no_args_is_help=True)
 
@@ -80,16 +87,16 @@ def runs(
     token: TokenOpt = None,
 ) -> None:
     """List E2E runs, newest first: canary, rollout, gate, provider, status and link."""
-    if status is not None and status not in STATUSES:
-        choices = ", ".join(STATUSES)
-        typer.echo(f"error: --status must be one of {choices}, got {status!r}", err=True)
-        raise typer.Exit(2)
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    if canary:
-        params["namespace"], params["name"] = split_canary(canary)
-    if status is not None:
-        params["status"] = status
-    data = call(server, token, "GET", "/api/v1/ci/runs", params=params)
+    data = fetch_page(
+        server,
+        token,
+        "/api/v1/ci/runs",
+        canary=canary,
+        status=status,
+        statuses=STATUSES,
+        limit=limit,
+        offset=offset,
+    )
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return

@@ -13,7 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-from puerta.cli.common import DEFAULT_SERVER, ServerOpt, TokenOpt, call, print_table, split_canary
+from puerta.cli.common import (
+    DEFAULT_SERVER,
+    ServerOpt,
+    TokenOpt,
+    call,
+    fetch_page,
+    print_table,
+)
 from puerta.cli.e2e import _text
 
 promotions_app = typer.Typer(
@@ -24,18 +31,24 @@ STATUSES = ("pending", "held", "done", "failed")
 _MAX_ID = 2**31 - 1  # the API's bound; larger ids are a usage error here, not a 422 there
 PromotionArg = Annotated[int, typer.Argument(min=1, max=_MAX_ID, help="the promotion's ID")]
 ReasonOpt = Annotated[str, typer.Option(help="why (recorded in the audit)")]
+# the list's options, shared by ``puerta promotions`` alone and ``puerta promotions list``
+CanaryOpt = Annotated[str | None, typer.Option(help="NAMESPACE/NAME")]
+StatusOpt = Annotated[
+    str | None, typer.Option(help=f"only promotions in this status: {', '.join(STATUSES)}")
+]
+LimitOpt = Annotated[int, typer.Option(min=1, max=500, help="at most this many")]
+OffsetOpt = Annotated[int, typer.Option(min=0, help="skip this many (the next page)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the API's JSON")]
 
 
 @promotions_app.callback(invoke_without_command=True)
 def promotions(
     ctx: typer.Context,
-    canary: Annotated[str | None, typer.Option(help="NAMESPACE/NAME")] = None,
-    status: Annotated[
-        str | None, typer.Option(help=f"only promotions in this status: {', '.join(STATUSES)}")
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=500, help="at most this many")] = 50,
-    offset: Annotated[int, typer.Option(min=0, help="skip this many (the next page)")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    canary: CanaryOpt = None,
+    status: StatusOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
     token: TokenOpt = None,
 ) -> None:
@@ -47,13 +60,11 @@ def promotions(
 
 @promotions_app.command("list")
 def list_command(
-    canary: Annotated[str | None, typer.Option(help="NAMESPACE/NAME")] = None,
-    status: Annotated[
-        str | None, typer.Option(help=f"only promotions in this status: {', '.join(STATUSES)}")
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=500, help="at most this many")] = 50,
-    offset: Annotated[int, typer.Option(min=0, help="skip this many (the next page)")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    canary: CanaryOpt = None,
+    status: StatusOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
     token: TokenOpt = None,
 ) -> None:
@@ -71,17 +82,16 @@ def list_promotions(
     token: str | None,
 ) -> None:
     """One page of ``GET /api/v1/promotions`` as a table (or its JSON)."""
-    if status is not None and status not in STATUSES:
-        typer.echo(
-            f"error: --status must be one of {', '.join(STATUSES)}, got {status!r}", err=True
-        )
-        raise typer.Exit(2)
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    if canary:
-        params["namespace"], params["name"] = split_canary(canary)
-    if status is not None:
-        params["status"] = status
-    data = call(server, token, "GET", "/api/v1/promotions", params=params)
+    data = fetch_page(
+        server,
+        token,
+        "/api/v1/promotions",
+        canary=canary,
+        status=status,
+        statuses=STATUSES,
+        limit=limit,
+        offset=offset,
+    )
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
