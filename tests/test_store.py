@@ -109,6 +109,30 @@ async def test_sqlite_checkpointer_moves_the_wal_into_the_file(tmp_path: Path) -
         await db.dispose()
 
 
+async def test_sqlite_writes_keep_one_connection_and_its_page_cache(tmp_path: Path) -> None:
+    """SQLite empties a connection's page cache when another connection wrote since its last
+    transaction: writes taking turns on pooled connections read every page again from the file.
+    So every write runs on the writer's own connection (large cache), which readers never use."""
+    db = Database(f"sqlite:///{tmp_path / 'warm.db'}")
+    await db.migrate()
+    try:
+
+        def connection(conn: Connection) -> tuple[int, int]:
+            cache = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+            return id(conn.connection.dbapi_connection), cache
+
+        writes = []
+        reads = []
+        for _ in range(5):  # reads in between, as the CI runner and the API do
+            writes += await asyncio.gather(*(db.write(connection) for _ in range(10)))
+            reads += await asyncio.gather(*(db.read(connection) for _ in range(8)))
+        assert len({conn for conn, _ in writes}) == 1
+        assert {cache for _, cache in writes} == {-16 * 1024}  # KiB, SQLite's default: -2000
+        assert {conn for conn, _ in writes}.isdisjoint(conn for conn, _ in reads)
+    finally:
+        await db.dispose()
+
+
 # ---- claiming E2E runs ------------------------------------------------------------------------
 
 
