@@ -200,3 +200,48 @@ async def test_a_round_claims_each_run_once_and_never_one_changed_since_it_was_r
         assert again == [ids[0]]
     finally:
         await db.dispose()
+
+
+async def test_saving_a_run_writes_only_while_this_replica_holds_it_and_it_is_active(
+    database_url: str,
+) -> None:
+    """The runner's save stores what it learnt and frees the run in one update; after its
+    lease went to another replica, or a webhook finished the run meanwhile, it writes nothing
+    (the statement is built once and reused: the second save must not reuse the first's values).
+    """
+    db = Database(database_url)
+    await db.migrate()
+    lease = NOW + timedelta(minutes=1)
+    try:
+        ids = await db.write(lambda conn: seed_runs(conn, 3))
+        seen = await db.read(lambda conn: ci_runs.due_runs(conn, NOW, 10))
+        assert await db.write(lambda c: ci_runs.claim_as_seen(c, seen, "a", NOW, lease)) == ids
+        later = NOW + timedelta(minutes=2)
+        # the second run's lease ran out and b took it; a webhook finished the third
+        assert await db.write(lambda c: ci_runs.claim_as_seen(c, seen[1:2], "b", later, later))
+        finished = update(ci_runs_table).where(ci_runs_table.c.id == ids[2])
+        await db.write(lambda c: c.execute(finished.values(status="succeeded")))
+
+        saved = [
+            await db.write(
+                lambda c, run_id=run_id: ci_runs.save(
+                    c, run_id, "a", status="queued", external_id=f"x-{run_id}", updated_at=later
+                )
+            )
+            for run_id in ids
+        ]
+
+        assert saved == [True, False, False]
+        rows = await db.read(
+            lambda c: {
+                row.id: (row.status, row.external_id, row.owner)
+                for row in c.execute(select(ci_runs_table))
+            }
+        )
+        assert rows == {
+            ids[0]: ("queued", f"x-{ids[0]}", None),
+            ids[1]: ("pending", None, "b"),
+            ids[2]: ("succeeded", None, "a"),
+        }
+    finally:
+        await db.dispose()

@@ -38,6 +38,9 @@ _INSERT_RUN = {
 _RUNS_OF = select(ci_runs).where(
     ci_runs.c.canary_id == bindparam("cid"), ci_runs.c.rollout_seq == bindparam("seq")
 )
+# the runner saves after every request it sends: built once (see leases.give_back_statement)
+_SAVE = leases.give_back_statement(ci_runs, ci_runs.c.status.in_(ACTIVE))
+_INSERT_EVENT = insert(ci_run_events)
 _WITH_ROLLOUT = ci_runs.join(
     rollouts,
     and_(rollouts.c.canary_id == ci_runs.c.canary_id, rollouts.c.seq == ci_runs.c.rollout_seq),
@@ -161,9 +164,7 @@ def mark_triggers_begun(conn: Connection, run_ids: Sequence[int], now: datetime)
 def save(conn: Connection, run_id: int, owner: str, **changes: Any) -> bool:
     """Store what this replica learnt and give the lease back; False if it no longer held the
     run or the run was finished meanwhile (a webhook): nothing is written then."""
-    return leases.give_back(
-        conn, ci_runs, run_id, ci_runs.c.status.in_(ACTIVE), owner=owner, **changes
-    )
+    return leases.give_back_with(conn, _SAVE, run_id, owner=owner, **changes)
 
 
 def release(conn: Connection, *, run_id: int, owner: str, unmark_trigger: bool = False) -> None:
@@ -174,7 +175,7 @@ def release(conn: Connection, *, run_id: int, owner: str, unmark_trigger: bool =
 
 
 def add_event(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(ci_run_events).values(**values))
+    conn.execute(_INSERT_EVENT, values)
 
 
 def events_of(conn: Connection, run_ids: Sequence[int]) -> Sequence[Row[Any]]:

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, or_, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, or_, update
 from sqlalchemy.engine import Connection
 
 
@@ -48,25 +48,31 @@ def give_back(
 ) -> bool:
     """Write ``values`` and free the item, only while ``owner`` holds it (and every ``still``
     condition holds); False, and nothing written, otherwise."""
-    return _give_back(conn, table, table.c.id == item_id, still, owner, values) == 1
+    return give_back_with(conn, give_back_statement(table, *still), item_id, owner=owner, **values)
+
+
+def give_back_statement(table: Table, *still: ColumnElement[bool]) -> Update:
+    """:func:`give_back`'s statement for ``table``, for a caller that gives items back often to
+    build once (a module constant) and pass to :func:`give_back_with`: building and cache-keying
+    the statement on every call cost SQLAlchemy more than SQLite spent executing it."""
+    return update(table).where(
+        table.c.id == bindparam("item_id"), table.c.owner == bindparam("holder"), *still
+    )
+
+
+def give_back_with(
+    conn: Connection, statement: Update, item_id: int, *, owner: str, **values: Any
+) -> bool:
+    """:func:`give_back` with a statement from :func:`give_back_statement`."""
+    params = {"item_id": item_id, "holder": owner, "owner": None, "lease_until": None}
+    return int(conn.execute(statement, {**params, **values}).rowcount) == 1
 
 
 def give_back_all(conn: Connection, table: Table, item_ids: Collection[int], *, owner: str) -> int:
     """Free those of the items that ``owner`` holds, unchanged; returns how many."""
-    return _give_back(conn, table, table.c.id.in_(list(item_ids)), (), owner, {})
-
-
-def _give_back(
-    conn: Connection,
-    table: Table,
-    which: ColumnElement[bool],
-    still: tuple[ColumnElement[bool], ...],
-    owner: str,
-    values: dict[str, Any],
-) -> int:
     result = conn.execute(
         update(table)
-        .where(which, table.c.owner == owner, *still)
-        .values(owner=None, lease_until=None, **values)
+        .where(table.c.id.in_(list(item_ids)), table.c.owner == owner)
+        .values(owner=None, lease_until=None)
     )
     return int(result.rowcount)
