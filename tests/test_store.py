@@ -4,11 +4,13 @@ unit of work that fails takes nobody else's work with it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from puerta.store import ci_runs
@@ -166,82 +168,81 @@ def seed_runs(conn: Connection, count: int) -> list[int]:
     return list(conn.execute(select(ci_runs_table.c.id).order_by(ci_runs_table.c.id)).scalars())
 
 
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate()
+    yield database
+    await database.dispose()
+
+
+async def due_runs_seeded(db: Database, count: int) -> tuple[list[int], Sequence[Row[Any]]]:
+    """``count`` new pending runs, and the due runs a replica reads (all of them)."""
+    ids = await db.write(lambda conn: seed_runs(conn, count))
+    seen = await db.read(lambda conn: ci_runs.due_runs(conn, NOW, 10))
+    assert [row.id for row in seen] == ids
+    return ids, seen
+
+
 async def test_a_round_claims_each_run_once_and_never_one_changed_since_it_was_read(
-    database_url: str,
+    db: Database,
 ) -> None:
     """Replica a read four due runs; meanwhile b claimed the first and another replica
     triggered the second. a's claim takes the last two only, and gives the changed one back
     at once instead of working on its stale view (which would trigger it twice)."""
-    db = Database(database_url)
-    await db.migrate()
     lease = NOW + timedelta(minutes=1)
-    try:
-        ids = await db.write(lambda conn: seed_runs(conn, 4))
-        seen = await db.read(lambda conn: ci_runs.due_runs(conn, NOW, 10))
-        assert [row.id for row in seen] == ids
-        assert await db.write(lambda c: ci_runs.claim_as_seen(c, seen[:1], "b", NOW, lease)) == [
-            ids[0]
-        ]
-        triggered = update(ci_runs_table).where(ci_runs_table.c.id == ids[1])
-        await db.write(lambda c: c.execute(triggered.values(status="queued")))
+    ids, seen = await due_runs_seeded(db, 4)
+    assert await db.write(lambda c: ci_runs.claim_as_seen(c, seen[:1], "b", NOW, lease)) == [ids[0]]
+    triggered = update(ci_runs_table).where(ci_runs_table.c.id == ids[1])
+    await db.write(lambda c: c.execute(triggered.values(status="queued")))
 
-        claimed = await db.write(lambda c: ci_runs.claim_as_seen(c, seen, "a", NOW, lease))
+    claimed = await db.write(lambda c: ci_runs.claim_as_seen(c, seen, "a", NOW, lease))
 
-        assert claimed == ids[2:]
-        owners = await db.read(
-            lambda c: dict(c.execute(select(ci_runs_table.c.id, ci_runs_table.c.owner)).all())
-        )
-        assert owners == {ids[0]: "b", ids[1]: None, ids[2]: "a", ids[3]: "a"}
-        # once b's lease has run out, a later round may take its run
-        later = NOW + timedelta(minutes=2)
-        again = await db.write(
-            lambda c: ci_runs.claim_as_seen(c, seen[:1], "a", later, later + timedelta(minutes=1))
-        )
-        assert again == [ids[0]]
-    finally:
-        await db.dispose()
+    assert claimed == ids[2:]
+    owners = await db.read(
+        lambda c: dict(c.execute(select(ci_runs_table.c.id, ci_runs_table.c.owner)).all())
+    )
+    assert owners == {ids[0]: "b", ids[1]: None, ids[2]: "a", ids[3]: "a"}
+    # once b's lease has run out, a later round may take its run
+    later = NOW + timedelta(minutes=2)
+    again = await db.write(
+        lambda c: ci_runs.claim_as_seen(c, seen[:1], "a", later, later + timedelta(minutes=1))
+    )
+    assert again == [ids[0]]
 
 
 async def test_saving_a_run_writes_only_while_this_replica_holds_it_and_it_is_active(
-    database_url: str,
+    db: Database,
 ) -> None:
     """The runner's save stores what it learnt and frees the run in one update; after its
     lease went to another replica, or a webhook finished the run meanwhile, it writes nothing
     (the statement is built once and reused: the second save must not reuse the first's values).
     """
-    db = Database(database_url)
-    await db.migrate()
     lease = NOW + timedelta(minutes=1)
-    try:
-        ids = await db.write(lambda conn: seed_runs(conn, 3))
-        seen = await db.read(lambda conn: ci_runs.due_runs(conn, NOW, 10))
-        assert await db.write(lambda c: ci_runs.claim_as_seen(c, seen, "a", NOW, lease)) == ids
-        later = NOW + timedelta(minutes=2)
-        # the second run's lease ran out and b took it; a webhook finished the third
-        assert await db.write(lambda c: ci_runs.claim_as_seen(c, seen[1:2], "b", later, later))
-        finished = update(ci_runs_table).where(ci_runs_table.c.id == ids[2])
-        await db.write(lambda c: c.execute(finished.values(status="succeeded")))
+    ids, seen = await due_runs_seeded(db, 3)
+    assert await db.write(lambda c: ci_runs.claim_as_seen(c, seen, "a", NOW, lease)) == ids
+    later = NOW + timedelta(minutes=2)
+    # the second run's lease ran out and b took it; a webhook finished the third
+    assert await db.write(lambda c: ci_runs.claim_as_seen(c, seen[1:2], "b", later, later))
+    finished = update(ci_runs_table).where(ci_runs_table.c.id == ids[2])
+    await db.write(lambda c: c.execute(finished.values(status="succeeded")))
 
-        saved = [
-            await db.write(
-                lambda c, run_id=run_id: ci_runs.save(
-                    c, run_id, "a", status="queued", external_id=f"x-{run_id}", updated_at=later
-                )
-            )
-            for run_id in ids
-        ]
-
-        assert saved == [True, False, False]
-        rows = await db.read(
-            lambda c: {
-                row.id: (row.status, row.external_id, row.owner)
-                for row in c.execute(select(ci_runs_table))
-            }
+    def save(run_id: int) -> Callable[[Connection], bool]:
+        return lambda c: ci_runs.save(
+            c, run_id, "a", status="queued", external_id=f"x-{run_id}", updated_at=later
         )
-        assert rows == {
-            ids[0]: ("queued", f"x-{ids[0]}", None),
-            ids[1]: ("pending", None, "b"),
-            ids[2]: ("succeeded", None, "a"),
+
+    saved = [await db.write(save(run_id)) for run_id in ids]
+
+    assert saved == [True, False, False]
+    rows = await db.read(
+        lambda c: {
+            row.id: (row.status, row.external_id, row.owner)
+            for row in c.execute(select(ci_runs_table))
         }
-    finally:
-        await db.dispose()
+    )
+    assert rows == {
+        ids[0]: ("queued", f"x-{ids[0]}", None),
+        ids[1]: ("pending", None, "b"),
+        ids[2]: ("succeeded", None, "a"),
+    }
