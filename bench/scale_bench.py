@@ -639,6 +639,7 @@ def start_puerta(
     *,
     canaries: int,
     runs: int,
+    polled: int | None = None,
 ) -> Running:
     """Start a fresh Puerta on ``store`` and seed it.
 
@@ -669,7 +670,7 @@ def start_puerta(
         str(port),
     ]
     print(f"\n== {label}: {' '.join(cmd)} on {store.kind}", file=sys.stderr, flush=True)
-    res = PuertaRun(label, canaries, canaries - runs)
+    res = PuertaRun(label, canaries, polled if polled is not None else canaries - runs)
     base = f"http://127.0.0.1:{port}"
     conns = args.connections
     with log_path.open("wb") as log:
@@ -1101,6 +1102,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline-canaries", type=int, default=100, help="canaries of the baseline Puerta"
     )
+    parser.add_argument(
+        "--polled",
+        type=int,
+        help="canaries the scale Puerta's load cycles over (default: all without a run)",
+    )
     parser.add_argument("--rate", type=float, default=500.0, help="confirm-rollout calls/s")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--connections", type=int, default=32, help="load connections")
@@ -1158,6 +1164,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--canaries, --baseline-canaries, --connections, --windows must be positive")
     if args.runs < 0:
         parser.error("--runs must not be negative")
+    if args.polled is not None and not 0 < args.polled <= args.canaries - args.runs:
+        parser.error("--polled must be positive and at most --canaries minus --runs")
     if args.runs > args.canaries:
         parser.error("--runs must not exceed --canaries (one run per canary)")
     return args
@@ -1213,6 +1221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args,
                     canaries=args.canaries,
                     runs=args.runs,
+                    polled=args.polled,
                 )
             )
             measure_interleaved(procs, runnings[0], runnings[1], args, tmp)
