@@ -32,29 +32,31 @@ def record(action: str, fail: bool = False):  # type: ignore[no-untyped-def]
     return work
 
 
-async def test_concurrent_writes_commit_independently(database_url: str) -> None:
-    db = Database(database_url)
-    await db.migrate()
-    try:
-        units = [record(f"a{i}", fail=(i == 7)) for i in range(20)]
-        results = await asyncio.gather(*(db.write(u) for u in units), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, Exception)]
-        assert [str(e) for e in failed] == ["a7 failed"]
-        assert [r for r in results if isinstance(r, str)] == [f"a{i}" for i in range(20) if i != 7]
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate()
+    yield database
+    await database.dispose()
 
-        def count(conn: Connection) -> int:
-            return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
 
-        assert await db.read(count) == 19
-        actions = await db.read(
-            lambda conn: [
-                r.action
-                for r in repo.query_audit(conn, repo.AuditFilter(), limit=100, before_id=None)
-            ]
-        )
-        assert "a7" not in actions
-    finally:
-        await db.dispose()
+async def test_concurrent_writes_commit_independently(db: Database) -> None:
+    units = [record(f"a{i}", fail=(i == 7)) for i in range(20)]
+    results = await asyncio.gather(*(db.write(u) for u in units), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, Exception)]
+    assert [str(e) for e in failed] == ["a7 failed"]
+    assert [r for r in results if isinstance(r, str)] == [f"a{i}" for i in range(20) if i != 7]
+
+    def count(conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
+
+    assert await db.read(count) == 19
+    actions = await db.read(
+        lambda conn: [
+            r.action for r in repo.query_audit(conn, repo.AuditFilter(), limit=100, before_id=None)
+        ]
+    )
+    assert "a7" not in actions
 
 
 def test_urls_people_write_are_accepted() -> None:
@@ -166,14 +168,6 @@ def seed_runs(conn: Connection, count: int) -> list[int]:
             next_check_at=NOW,
         )
     return list(conn.execute(select(ci_runs_table.c.id).order_by(ci_runs_table.c.id)).scalars())
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
 
 
 async def due_runs_seeded(db: Database, count: int) -> tuple[list[int], Sequence[Row[Any]]]:

@@ -182,7 +182,6 @@ class Database:
         """Run a batch in one transaction; if any unit fails, roll the batch back and run each
         unit alone, so only the failing one fails (units do nothing but database work, so
         running one again is safe)."""
-        assert self._sync is not None
         if len(batch) > 1:
             try:
                 with self._write_engine.connect() as conn, conn.begin():
