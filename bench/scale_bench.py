@@ -1,6 +1,6 @@
 """Scale benchmark: many tracked canaries and many E2E runs on CI at once.
 
-    python bench/scale_bench.py [--canaries 10000] [--runs 1000] [--duration 120] [--quick]
+    python bench/scale_bench.py [--canaries 10000] [--runs 1000] [--duration 160] [--quick]
 
 The target (from the issue): "10,000 tracked canaries and 1,000 CI runs pending at once:
 RSS <= 200 MB, hook p99 unchanged within 20%, CI request rate never above the configured
@@ -30,7 +30,8 @@ budget." What it does:
    kernel's own peak ``VmHWM``), and afterwards counts the CI requests the fake saw in every
    sliding 60 s (and 10 s) window; on PostgreSQL also the CPU of the database's backends, its
    sessions (running, waiting for a lock, idle in a transaction) and the rows written;
-6. prints the figures with PASS/FAIL for each target: p99 scale/baseline <= 1.2, peak RSS <=
+6. prints the figures with PASS/FAIL for each target: p99 scale/baseline <= 1.2 (the median,
+   over the turns, of the ratio of the two windows measured back to back), peak RSS <=
    200 MB, CI requests in any 60 s window <= requests_per_minute + burst.
 
 It is a measurement, not a test: the exit status is 0 whatever the figures, non-zero only if
@@ -52,6 +53,7 @@ import shlex
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -894,6 +896,19 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def turn_ratios(base_p99s: Sequence[float], scale_p99s: Sequence[float]) -> list[float]:
+    """Scale's window p99 over the baseline's, turn by turn.
+
+    The two windows of a turn are measured back to back, so they share the VM's mood of the
+    moment; a turn's ratio compares the two Puertas, not two moments. Their median is the
+    verdict: one window hit by a stall of the VM moves one ratio, not the median, whereas it
+    moves the p99 of all windows pooled (its slow requests are the pool's tail).
+    """
+    if len(base_p99s) != len(scale_p99s) or not base_p99s:
+        raise ValueError(f"unpaired windows: {len(base_p99s)} baseline, {len(scale_p99s)} scale")
+    return [s / b if b else math.inf for b, s in zip(base_p99s, scale_p99s, strict=True)]
+
+
 def print_report(
     base: PuertaRun,
     scale: PuertaRun,
@@ -960,7 +975,16 @@ def print_report(
             )
     p99_base = base.phases["rate"].result["p99_ms"]
     p99_scale = scale.phases["rate"].result["p99_ms"]
-    ratio = p99_scale / p99_base if p99_base else float("inf")
+    pooled_ratio = p99_scale / p99_base if p99_base else float("inf")
+    turns = turn_ratios(
+        base.phases["rate"].result["windows_p99_ms"], scale.phases["rate"].result["windows_p99_ms"]
+    )
+    ratio = statistics.median(turns)
+    slower = sum(1 for r in turns if r > 1.0)
+    print(
+        f"  scale / baseline p99, turn by turn: {', '.join(f'{r:.2f}' for r in turns)} "
+        f"(median {ratio:.2f}; scale slower in {slower} of {len(turns)} turns)"
+    )
     achieved = scale.phases["rate"].result["achieved_rps"]
     overloaded = "" if achieved >= 0.98 * args.rate else f" (only {achieved:.0f}/s achieved)"
     base_achieved = base.phases["rate"].result["achieved_rps"]
@@ -1026,9 +1050,13 @@ def print_report(
     print()
     print("target                                           measured      target      result")
     print(
-        f"hook p99 at {args.rate:g}/s, scale / baseline              "
-        f"{_ms(p99_scale):>6} / {_ms(p99_base):<6} = {ratio:5.2f}   <= {P99_RATIO_TARGET:<5}"
+        f"hook p99 at {args.rate:g}/s, scale / baseline, median of {len(turns):>2} turns "
+        f"                {ratio:5.2f}   <= {P99_RATIO_TARGET:<5}"
         f"     {_verdict(ok_p99)}{overloaded}"
+    )
+    print(
+        f"  (all windows pooled: {_ms(p99_scale)} / {_ms(p99_base)} ms = {pooled_ratio:.2f}; "
+        f"one noisy window moves it, see bench/README.md)"
     )
     print(
         f"puerta peak RSS, {scale.canaries} canaries + {args.runs} runs          "
@@ -1064,6 +1092,8 @@ def print_report(
         "p99_baseline_ms": p99_base,
         "p99_scale_ms": p99_scale,
         "p99_ratio": ratio,
+        "p99_turn_ratios": turns,
+        "p99_pooled_ratio": pooled_ratio,
         "rss_peak_mb": rss_peak,
         "rss_baseline_peak_mb": base_peak,
         "ci_max_60": ci.max_60,
@@ -1088,15 +1118,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--canaries", type=int, default=10_000, help="tracked canaries")
     parser.add_argument("--runs", type=int, default=1_000, help="E2E runs recorded at once")
     parser.add_argument(
-        "--duration", type=float, default=120.0, help="measured seconds at the fixed rate (scale)"
+        "--duration", type=float, default=160.0, help="measured seconds at the fixed rate (scale)"
     )
     parser.add_argument(
-        "--baseline-duration", type=float, default=120.0, help="measured seconds (baseline)"
+        "--baseline-duration", type=float, default=160.0, help="measured seconds (baseline)"
     )
     parser.add_argument(
         "--windows",
         type=int,
-        default=8,
+        default=16,
         help="measured windows per Puerta, taken in turns (each duration is split among them)",
     )
     parser.add_argument(
