@@ -8,7 +8,8 @@ the fake received. No hook calls meanwhile, so the CPU is the runner's (plus an 
 Puerta's ~0.004 cores). With 1,000 runs the measured stretch is all triggers; ``--skip 110``
 measures polls.
 
-    python bench/ci_runner_cpu.py [--runs 1000] [--skip 15] [--seconds 40] [--puerta-cmd CMD]
+    python bench/ci_runner_cpu.py [--runs 1000] [--skip 15] [--seconds 40] [--rpm 600 --burst 20]
+        [--puerta-cmd CMD]
 """
 
 from __future__ import annotations
@@ -45,12 +46,15 @@ def main() -> int:
     parser.add_argument("--skip", type=float, default=15.0)
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--puerta-cmd", default="")
+    # by default the runner at ten requests a second (the scale benchmark's stress budget):
+    # enough requests in the measured stretch for a steady figure per request; --rpm 60
+    # --burst 10 measures the scale benchmark's default, one request per round
+    parser.add_argument("--rpm", default="600")
+    parser.add_argument("--burst", default="20")
     args = parser.parse_args()
-    # the runner at ten requests a second (the scale benchmark's stress budget): enough
-    # requests in the measured stretch for a steady figure per request
-    stress = ["--rpm", "600", "--burst", "20"]
+    budget = ["--rpm", args.rpm, "--burst", args.burst]
     scale_args = sb.parse_args(
-        ["--sqlite", *stress, *(["--puerta-cmd", args.puerta_cmd] if args.puerta_cmd else [])]
+        ["--sqlite", *budget, *(["--puerta-cmd", args.puerta_cmd] if args.puerta_cmd else [])]
     )
     tmp = Path(tempfile.mkdtemp(prefix="puerta-ci-cpu-"))
     procs = Processes()
