@@ -12,7 +12,19 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -20,6 +32,7 @@ from puerta.domain.token_bucket import TokenBucket
 from puerta.store import leases
 from puerta.store.pages import page_by_canary
 from puerta.store.tables import (
+    UTCDateTime,
     canaries,
     ci_budgets,
     ci_run_events,
@@ -47,6 +60,72 @@ _WITH_ROLLOUT = ci_runs.join(
 ).join(canaries, canaries.c.id == ci_runs.c.canary_id)
 
 
+def _due_runs_statement() -> Select[Any]:
+    superseded = rollouts.c.status == "superseded"
+    cancel_failed_since = and_(
+        ci_runs.c.error_since.is_not(None),
+        rollouts.c.finished_at.is_not(None),
+        ci_runs.c.error_since >= rollouts.c.finished_at,
+    )
+    now = bindparam("now", type_=UTCDateTime())
+    return (
+        select(
+            ci_runs,
+            rollouts.c.status.label("rollout_status"),
+            rollouts.c.environment.label("rollout_environment"),
+            rollouts.c.revision.label("rollout_revision"),
+            canaries.c.namespace,
+            canaries.c.name,
+        )
+        .select_from(_WITH_ROLLOUT)
+        .where(
+            ci_runs.c.status.in_(ACTIVE),
+            leases.free(ci_runs, now),
+            or_(ci_runs.c.next_check_at <= now, and_(superseded, ~cancel_failed_since)),
+        )
+        .order_by(case((superseded, 0), else_=1), ci_runs.c.next_check_at, ci_runs.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+# The runner's round (read the due runs and the budgets, claim, book, mark the triggers) runs
+# every second: its statements are built once, as the save's are (see
+# leases.give_back_statement); built per call, SQLAlchemy spent more on them than SQLite did.
+_DUE_RUNS = _due_runs_statement()
+_BUDGETS = select(ci_budgets).where(
+    ci_budgets.c.provider.in_(bindparam("providers", expanding=True))
+)
+_LOCK_BUDGET = (
+    select(ci_budgets).where(ci_budgets.c.provider == bindparam("which")).with_for_update()
+)
+_STORE_BUDGET = (
+    update(ci_budgets)
+    .where(ci_budgets.c.provider == bindparam("which"))
+    .values(tokens=bindparam("left"), updated_at=bindparam("at"))
+)
+_CLAIMABLE = and_(
+    ci_runs.c.id.in_(bindparam("seen", expanding=True)),
+    ci_runs.c.status.in_(ACTIVE),
+    leases.free(ci_runs, bindparam("now", type_=UTCDateTime())),
+)
+# PostgreSQL: lock the rows first, in id order, skipping any another replica is claiming right
+# now (two replicas locking overlapping sets in different orders would deadlock)
+_LOCK_CLAIMABLE = (
+    select(ci_runs.c.id).where(_CLAIMABLE).order_by(ci_runs.c.id).with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    update(ci_runs)
+    .where(ci_runs.c.id.in_(bindparam("locked", expanding=True)), _CLAIMABLE)
+    .values(owner=bindparam("taker"), lease_until=bindparam("until"))
+    .returning(ci_runs.c.id, ci_runs.c.status, ci_runs.c.next_check_at)
+)
+_MARK_TRIGGERS = (
+    update(ci_runs)
+    .where(ci_runs.c.id.in_(bindparam("ids", expanding=True)), ci_runs.c.status == "pending")
+    .values(trigger_started_at=bindparam("begun"), updated_at=bindparam("changed"))
+)
+
+
 def insert_run(conn: Connection, **values: Any) -> bool:
     """Record a run once per (canary, rollout, gate); True if this call recorded it."""
     result = conn.execute(_INSERT_RUN[conn.dialect.name], values)
@@ -62,35 +141,7 @@ def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
     replaced by a new revision: abandon those at once, so they come first), soonest first.
     A replaced rollout's run whose cancel failed since (its error dated at or after the
     rollout ended) waits for its next check like any other: the retry backs off."""
-    superseded = rollouts.c.status == "superseded"
-    cancel_failed_since = and_(
-        ci_runs.c.error_since.is_not(None),
-        rollouts.c.finished_at.is_not(None),
-        ci_runs.c.error_since >= rollouts.c.finished_at,
-    )
-    query = (
-        select(
-            ci_runs,
-            rollouts.c.status.label("rollout_status"),
-            rollouts.c.environment.label("rollout_environment"),
-            rollouts.c.revision.label("rollout_revision"),
-            canaries.c.namespace,
-            canaries.c.name,
-        )
-        .select_from(_WITH_ROLLOUT)
-        .where(
-            ci_runs.c.status.in_(ACTIVE),
-            leases.free(ci_runs, now),
-            or_(ci_runs.c.next_check_at <= now, and_(superseded, ~cancel_failed_since)),
-        )
-        .order_by(
-            case((superseded, 0), else_=1),
-            ci_runs.c.next_check_at,
-            ci_runs.c.id,
-        )
-        .limit(limit)
-    )
-    return conn.execute(query).all()
+    return conn.execute(_DUE_RUNS, {"now": now, "limit": limit}).all()
 
 
 def next_due_at(conn: Connection) -> datetime | None:
@@ -115,27 +166,12 @@ def claim_as_seen(
     changed is given back at once."""
     if not seen:
         return []
-    # PostgreSQL: lock the rows first, in id order, skipping any another replica is claiming
-    # right now (two replicas locking overlapping sets in different orders would deadlock)
-    free_now = and_(
-        ci_runs.c.id.in_([row.id for row in seen]),
-        ci_runs.c.status.in_(ACTIVE),
-        leases.free(ci_runs, now),
-    )
-    lockable = (
-        select(ci_runs.c.id)
-        .where(free_now)
-        .order_by(ci_runs.c.id)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list(conn.execute(lockable).scalars())
+    claimable = {"seen": [row.id for row in seen], "now": now}
+    ids = list(conn.execute(_LOCK_CLAIMABLE, claimable).scalars())
     if not ids:
         return []
     taken = conn.execute(
-        update(ci_runs)
-        .where(ci_runs.c.id.in_(ids), free_now)
-        .values(owner=owner, lease_until=lease_until)
-        .returning(ci_runs.c.id, ci_runs.c.status, ci_runs.c.next_check_at)
+        _CLAIM, {**claimable, "locked": ids, "taker": owner, "until": lease_until}
     ).all()
     now_as = {row.id: (row.status, row.next_check_at) for row in taken}
     kept = [row.id for row in seen if now_as.get(row.id) == (row.status, row.next_check_at)]
@@ -154,11 +190,7 @@ def mark_triggers_begun(conn: Connection, run_ids: Sequence[int], now: datetime)
     """Mark the trigger calls of claimed pending runs as begun: committed before the calls
     go out, so a replica that takes a run over knows a call may have reached the provider."""
     if run_ids:
-        conn.execute(
-            update(ci_runs)
-            .where(ci_runs.c.id.in_(list(run_ids)), ci_runs.c.status == "pending")
-            .values(trigger_started_at=now, updated_at=now)
-        )
+        conn.execute(_MARK_TRIGGERS, {"ids": list(run_ids), "begun": now, "changed": now})
 
 
 def save(conn: Connection, run_id: int, owner: str, **changes: Any) -> bool:
@@ -283,22 +315,17 @@ def lock_bucket(
 ) -> TokenBucket:
     """The provider's bucket (a full one the first time). The row is locked for the
     transaction (PostgreSQL), so replicas draw from one bucket."""
-    locked = select(ci_budgets).where(ci_budgets.c.provider == provider).with_for_update()
-    row = conn.execute(locked).one_or_none()
+    row = conn.execute(_LOCK_BUDGET, {"which": provider}).one_or_none()
     if row is None:
         values = {"provider": provider, "tokens": float(burst), "updated_at": now}
         conn.execute(_INSERT_BUDGET[conn.dialect.name], values)
-        row = conn.execute(locked).one()
+        row = conn.execute(_LOCK_BUDGET, {"which": provider}).one()
     return _bucket(row, rate_per_s, burst)
 
 
 def store_bucket(conn: Connection, provider: str, bucket: TokenBucket) -> None:
     """Write back a bucket this transaction locked and took from or booked on."""
-    conn.execute(
-        update(ci_budgets)
-        .where(ci_budgets.c.provider == provider)
-        .values(tokens=bucket.tokens, updated_at=bucket.at)
-    )
+    conn.execute(_STORE_BUDGET, {"which": provider, "left": bucket.tokens, "at": bucket.at})
 
 
 def take_token(
@@ -321,7 +348,7 @@ def tokens_available(
     burst)), read without locking or taking any: the runner claims no more runs than its
     providers could serve this round. Another replica may take some meanwhile, so this is
     an estimate; the claim's booking still decides each request."""
-    rows = conn.execute(select(ci_budgets).where(ci_budgets.c.provider.in_(list(budgets)))).all()
+    rows = conn.execute(_BUDGETS, {"providers": list(budgets)}).all()
     found = {row.provider: row for row in rows}
     return {
         provider: (

@@ -11,12 +11,13 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, Update, bindparam, or_, update
+from sqlalchemy import BindParameter, ColumnElement, Table, Update, bindparam, or_, update
 from sqlalchemy.engine import Connection
 
 
-def free(table: Table, now: datetime) -> ColumnElement[bool]:
-    """Nobody holds the item, or its holder's lease has run out."""
+def free(table: Table, now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """Nobody holds the item, or its holder's lease has run out (``now``: a time, or a bound
+    parameter for a statement built once)."""
     return or_(table.c.owner.is_(None), table.c.lease_until < now)
 
 
