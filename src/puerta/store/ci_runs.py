@@ -60,6 +60,10 @@ _WITH_ROLLOUT = ci_runs.join(
 ).join(canaries, canaries.c.id == ci_runs.c.canary_id)
 
 
+#: "now" in the runner's statements built once below
+_NOW = bindparam("now", type_=UTCDateTime())
+
+
 def _due_runs_statement() -> Select[Any]:
     superseded = rollouts.c.status == "superseded"
     cancel_failed_since = and_(
@@ -67,7 +71,6 @@ def _due_runs_statement() -> Select[Any]:
         rollouts.c.finished_at.is_not(None),
         ci_runs.c.error_since >= rollouts.c.finished_at,
     )
-    now = bindparam("now", type_=UTCDateTime())
     return (
         select(
             ci_runs,
@@ -80,8 +83,8 @@ def _due_runs_statement() -> Select[Any]:
         .select_from(_WITH_ROLLOUT)
         .where(
             ci_runs.c.status.in_(ACTIVE),
-            leases.free(ci_runs, now),
-            or_(ci_runs.c.next_check_at <= now, and_(superseded, ~cancel_failed_since)),
+            leases.free(ci_runs, _NOW),
+            or_(ci_runs.c.next_check_at <= _NOW, and_(superseded, ~cancel_failed_since)),
         )
         .order_by(case((superseded, 0), else_=1), ci_runs.c.next_check_at, ci_runs.c.id)
         .limit(bindparam("limit", type_=Integer))
@@ -106,7 +109,7 @@ _STORE_BUDGET = (
 _CLAIMABLE = and_(
     ci_runs.c.id.in_(bindparam("seen", expanding=True)),
     ci_runs.c.status.in_(ACTIVE),
-    leases.free(ci_runs, bindparam("now", type_=UTCDateTime())),
+    leases.free(ci_runs, _NOW),
 )
 # PostgreSQL: lock the rows first, in id order, skipping any another replica is claiming right
 # now (two replicas locking overlapping sets in different orders would deadlock)
