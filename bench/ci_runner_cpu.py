@@ -1,7 +1,8 @@
 """What one CI request costs Puerta in CPU: the CI runner alone, at its full budget.
 
 Starts the scale benchmark's fake CI provider and one Puerta (SQLite file, the scale
-benchmark's policy: 600 requests/min, burst 20), records ``--runs`` E2E runs through
+benchmark's policy with its stress budget, 600 requests/min and burst 20, or ``--rpm`` and
+``--burst``), records ``--runs`` E2E runs through
 pre-rollout calls, lets the runner work for ``--skip`` seconds, then measures for
 ``--seconds``: Puerta's CPU time (``/proc``, all threads, and per thread), and the requests
 the fake received. No hook calls meanwhile, so the CPU is the runner's (plus an idle
@@ -49,8 +50,8 @@ def main() -> int:
     # by default the runner at ten requests a second (the scale benchmark's stress budget):
     # enough requests in the measured stretch for a steady figure per request; --rpm 60
     # --burst 10 measures the scale benchmark's default, one request per round
-    parser.add_argument("--rpm", default="600")
-    parser.add_argument("--burst", default="20")
+    parser.add_argument("--rpm", default="600", help="the provider's requests_per_minute")
+    parser.add_argument("--burst", default="20", help="the provider's burst")
     args = parser.parse_args()
     budget = ["--rpm", args.rpm, "--burst", args.burst]
     scale_args = sb.parse_args(
