@@ -180,6 +180,8 @@ class HookService:
                 updated_at=now,
                 **_NOT_WAITING,
             )
+            if res.close_current_as is RolloutStatus.SUPERSEDED:
+                ci_runs.abandon_runs_of(conn, current.canary_id, current.seq, now)
         if res.open_new or current is None:
             status = res.new_status or RolloutStatus.PROGRESSING
             # Flagger restarting the analysis for a newer revision (no confirm-rollout) keeps

@@ -13,13 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     Integer,
     Row,
     Select,
     and_,
     bindparam,
-    case,
-    func,
     insert,
     or_,
     select,
@@ -32,6 +31,7 @@ from puerta.domain.token_bucket import TokenBucket
 from puerta.store import leases
 from puerta.store.pages import page_by_canary
 from puerta.store.tables import (
+    ACTIVE_RUN_STATUSES,
     UTCDateTime,
     canaries,
     ci_budgets,
@@ -41,7 +41,7 @@ from puerta.store.tables import (
     rollouts,
 )
 
-ACTIVE = ("pending", "queued", "running")
+ACTIVE = ACTIVE_RUN_STATUSES
 TERMINAL = ("succeeded", "failed", "canceled", "abandoned")
 
 _INSERT_RUN = {
@@ -62,15 +62,36 @@ _WITH_ROLLOUT = ci_runs.join(
 
 #: "now" in the runner's statements built once below
 _NOW = bindparam("now", type_=UTCDateTime())
+#: "the run is active", with the statuses written into the SQL rather than bound: only then
+#: does the planner know that the runner's partial indexes (``ix_ci_runs_to_abandon`` and
+#: ``ix_ci_runs_due``, which hold active runs alone) have every row the statement can match
+IS_ACTIVE = ci_runs.c.status.in_(
+    bindparam("active_statuses", ACTIVE, expanding=True, literal_execute=True)
+)
 
 
-def _due_runs_statement() -> Select[Any]:
-    superseded = rollouts.c.status == "superseded"
-    cancel_failed_since = and_(
-        ci_runs.c.error_since.is_not(None),
-        rollouts.c.finished_at.is_not(None),
-        ci_runs.c.error_since >= rollouts.c.finished_at,
-    )
+def _schedule_statement(*, to_abandon: bool) -> Select[Any]:
+    """The runner's read of its schedule, in the order of its index (``ix_ci_runs_to_abandon``
+    or ``ix_ci_runs_due``): nothing is sorted, and finished runs are never read, however many
+    pile up as history.
+
+    ``to_abandon``: the runs whose rollout a new revision replaced, due at once unless a
+    cancel failed since (their error dated at or after the replacement): then the retry
+    waits for its next check. Otherwise: the other runs whose next check is due."""
+    order: tuple[Column[Any], ...]
+    if to_abandon:
+        which = and_(
+            ci_runs.c.abandon_since.is_not(None),
+            or_(
+                ci_runs.c.next_check_at <= _NOW,
+                ci_runs.c.error_since.is_(None),
+                ci_runs.c.error_since < ci_runs.c.abandon_since,
+            ),
+        )
+        order = (ci_runs.c.abandon_since, ci_runs.c.next_check_at, ci_runs.c.id)
+    else:
+        which = and_(ci_runs.c.abandon_since.is_(None), ci_runs.c.next_check_at <= _NOW)
+        order = (ci_runs.c.next_check_at, ci_runs.c.id)
     return (
         select(
             ci_runs,
@@ -81,12 +102,8 @@ def _due_runs_statement() -> Select[Any]:
             canaries.c.name,
         )
         .select_from(_WITH_ROLLOUT)
-        .where(
-            ci_runs.c.status.in_(ACTIVE),
-            leases.free(ci_runs, _NOW),
-            or_(ci_runs.c.next_check_at <= _NOW, and_(superseded, ~cancel_failed_since)),
-        )
-        .order_by(case((superseded, 0), else_=1), ci_runs.c.next_check_at, ci_runs.c.id)
+        .where(IS_ACTIVE, leases.free(ci_runs, _NOW), which)
+        .order_by(*order)
         .limit(bindparam("limit", type_=Integer))
     )
 
@@ -94,7 +111,18 @@ def _due_runs_statement() -> Select[Any]:
 # The runner's round (read the due runs and the budgets, claim, book, mark the triggers) runs
 # every second: its statements are built once, as the save's are (see
 # leases.give_back_statement); built per call, SQLAlchemy spent more on them than SQLite did.
-_DUE_RUNS = _due_runs_statement()
+_TO_ABANDON = _schedule_statement(to_abandon=True)
+_DUE_RUNS = _schedule_statement(to_abandon=False)
+_ABANDON_RUNS_OF = (
+    update(ci_runs)
+    .where(
+        ci_runs.c.canary_id == bindparam("cid"),
+        ci_runs.c.rollout_seq == bindparam("seq"),
+        IS_ACTIVE,
+        ci_runs.c.abandon_since.is_(None),
+    )
+    .values(abandon_since=bindparam("since"), updated_at=bindparam("since"))
+)
 _BUDGETS = select(ci_budgets).where(
     ci_budgets.c.provider.in_(bindparam("providers", expanding=True))
 )
@@ -140,18 +168,22 @@ def runs_of(conn: Connection, canary_id: int, rollout_seq: int) -> Sequence[Row[
 
 
 def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
-    """Active runs nobody is working on whose next check is due (or whose rollout was
-    replaced by a new revision: abandon those at once, so they come first), soonest first.
-    A replaced rollout's run whose cancel failed since (its error dated at or after the
-    rollout ended) waits for its next check like any other: the retry backs off."""
-    return conn.execute(_DUE_RUNS, {"now": now, "limit": limit}).all()
+    """Up to ``limit`` active runs nobody is working on: first those whose rollout a new
+    revision replaced (abandon them at once, longest replaced first; one whose cancel failed
+    since waits for its next check: the retry backs off), then those whose next check is
+    due, soonest first. Two reads along one index: a round costs what it returns, not what
+    is active (under 1,000 pending runs, sorting them all took 1.4 ms every second)."""
+    first = conn.execute(_TO_ABANDON, {"now": now, "limit": limit}).all()
+    if len(first) >= limit:
+        return first
+    then = conn.execute(_DUE_RUNS, {"now": now, "limit": limit - len(first)}).all()
+    return [*first, *then]
 
 
-def next_due_at(conn: Connection) -> datetime | None:
-    """When the next active run needs a check (for the runner to sleep until then)."""
-    query = select(func.min(ci_runs.c.next_check_at)).where(ci_runs.c.status.in_(ACTIVE))
-    value: datetime | None = conn.execute(query).scalar_one_or_none()
-    return value
+def abandon_runs_of(conn: Connection, canary_id: int, rollout_seq: int, now: datetime) -> None:
+    """A new revision replaced the rollout: its active runs are to be cancelled and
+    abandoned, before any other run is checked (see ``due_runs``)."""
+    conn.execute(_ABANDON_RUNS_OF, {"cid": canary_id, "seq": rollout_seq, "since": now})
 
 
 def claim_as_seen(
@@ -243,7 +275,7 @@ def active_with_correlation_in(conn: Connection, provider: str, text: str) -> Ro
     title, when the dispatch returned no run id)."""
     query = select(ci_runs).where(
         ci_runs.c.provider == provider,
-        ci_runs.c.status.in_(ACTIVE),
+        IS_ACTIVE,
         ci_runs.c.external_id.is_(None),
     )
     for row in conn.execute(query).all():
@@ -299,11 +331,6 @@ def get_run(conn: Connection, run_id: int) -> Row[Any] | None:
         .where(ci_runs.c.id == run_id)
     )
     return conn.execute(query).one_or_none()
-
-
-def count_active(conn: Connection) -> int:
-    query = select(func.count()).select_from(ci_runs).where(ci_runs.c.status.in_(ACTIVE))
-    return int(conn.execute(query).scalar_one())
 
 
 # ---- request budget: one token bucket per provider, shared by every replica -------------------

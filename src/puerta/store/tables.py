@@ -36,9 +36,16 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+#: a CI run's statuses while it is followed (the rest are final)
+ACTIVE_RUN_STATUSES = ("pending", "queued", "running")
+#: the condition of the runner's partial index; a query uses the index only where it states
+#: this very condition with the values written out (see ci_runs.is_active)
+ACTIVE_RUNS_SQL = "status IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES))
 
 metadata = MetaData(
     naming_convention={
@@ -209,8 +216,27 @@ ci_runs = Table(
     _ts("next_check_at", nullable=False),
     Column("owner", String(200)),  # the replica working on it right now
     _ts("lease_until"),
+    # when a new revision replaced the run's rollout: cancel and abandon it before other work
+    _ts("abandon_since"),
     UniqueConstraint("canary_id", "rollout_seq", "gate"),
-    Index(None, "status", "next_check_at"),
+    # the runner's schedule, read in these indexes' order, never sorted (ci_runs.due_runs):
+    # they hold active runs only (finished ones pile up as history): those to abandon, and
+    # the others by when they are due
+    Index(
+        "ix_ci_runs_to_abandon",
+        "abandon_since",
+        "next_check_at",
+        "id",
+        sqlite_where=text(f"{ACTIVE_RUNS_SQL} AND abandon_since IS NOT NULL"),
+        postgresql_where=text(f"{ACTIVE_RUNS_SQL} AND abandon_since IS NOT NULL"),
+    ),
+    Index(
+        "ix_ci_runs_due",
+        "next_check_at",
+        "id",
+        sqlite_where=text(f"{ACTIVE_RUNS_SQL} AND abandon_since IS NULL"),
+        postgresql_where=text(f"{ACTIVE_RUNS_SQL} AND abandon_since IS NULL"),
+    ),
     Index(None, "provider", "external_id"),
     Index(None, "correlation"),
 )
