@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from puerta.app import create_app
 from puerta.clock import ManualClock
 from puerta.policy import parse_policy
 from puerta.settings import Settings
+from puerta.store.db import Database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE_POLICY = Path(__file__).parent.parent / "examples" / "policy.yaml"
@@ -185,6 +186,15 @@ class Puerta:
         assert response.status_code == 200, response.text
         events: list[dict[str, Any]] = response.json()["events"]
         return events
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The store alone (no app), migrated, on each database."""
+    database = Database(database_url)
+    await database.migrate()
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

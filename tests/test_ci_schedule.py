@@ -1,15 +1,13 @@
 """The CI runner's schedule (``ci_runs.due_runs``), on SQLite and PostgreSQL: runs whose
 rollout a new revision replaced come first, a failed cancel backs off, and a round reads
-along the runner's partial index instead of sorting every active run (or reading the
+along the runner's partial indexes instead of sorting every active run (or reading the
 finished ones, which pile up as history)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import event, insert, select, text, update
 from sqlalchemy.engine import Connection
@@ -21,14 +19,6 @@ from puerta.store.tables import canaries, rollouts
 from puerta.store.tables import ci_runs as runs_table
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
 
 
 def add_canary(conn: Connection, name: str, *, status: str = "progressing") -> int:

@@ -4,7 +4,7 @@ unit of work that fails takes nobody else's work with it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,14 +30,6 @@ def record(action: str, fail: bool = False):  # type: ignore[no-untyped-def]
         return action
 
     return work
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
 
 
 async def test_concurrent_writes_commit_independently(db: Database) -> None:
