@@ -65,7 +65,7 @@ _NOW = bindparam("now", type_=UTCDateTime())
 #: "the run is active", with the statuses written into the SQL rather than bound: only then
 #: does the planner know that the runner's partial indexes (``ix_ci_runs_to_abandon`` and
 #: ``ix_ci_runs_due``, which hold active runs alone) have every row the statement can match
-IS_ACTIVE = ci_runs.c.status.in_(
+_IS_ACTIVE = ci_runs.c.status.in_(
     bindparam("active_statuses", ACTIVE, expanding=True, literal_execute=True)
 )
 
@@ -102,7 +102,7 @@ def _schedule_statement(*, to_abandon: bool) -> Select[Any]:
             canaries.c.name,
         )
         .select_from(_WITH_ROLLOUT)
-        .where(IS_ACTIVE, leases.free(ci_runs, _NOW), which)
+        .where(_IS_ACTIVE, leases.free(ci_runs, _NOW), which)
         .order_by(*order)
         .limit(bindparam("limit", type_=Integer))
     )
@@ -118,7 +118,7 @@ _ABANDON_RUNS_OF = (
     .where(
         ci_runs.c.canary_id == bindparam("cid"),
         ci_runs.c.rollout_seq == bindparam("seq"),
-        IS_ACTIVE,
+        _IS_ACTIVE,
         ci_runs.c.abandon_since.is_(None),
     )
     .values(abandon_since=bindparam("since"), updated_at=bindparam("since"))
@@ -171,7 +171,7 @@ def due_runs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
     """Up to ``limit`` active runs nobody is working on: first those whose rollout a new
     revision replaced (abandon them at once, longest replaced first; one whose cancel failed
     since waits for its next check: the retry backs off), then those whose next check is
-    due, soonest first. Two reads along one index: a round costs what it returns, not what
+    due, soonest first. Two reads along two indexes: a round costs what it returns, not what
     is active (under 1,000 pending runs, sorting them all took 1.4 ms every second)."""
     first = conn.execute(_TO_ABANDON, {"now": now, "limit": limit}).all()
     if len(first) >= limit:
@@ -275,7 +275,7 @@ def active_with_correlation_in(conn: Connection, provider: str, text: str) -> Ro
     title, when the dispatch returned no run id)."""
     query = select(ci_runs).where(
         ci_runs.c.provider == provider,
-        IS_ACTIVE,
+        _IS_ACTIVE,
         ci_runs.c.external_id.is_(None),
     )
     for row in conn.execute(query).all():

@@ -43,8 +43,8 @@ from sqlalchemy.types import TypeDecorator
 
 #: a CI run's statuses while it is followed (the rest are final)
 ACTIVE_RUN_STATUSES = ("pending", "queued", "running")
-#: the condition of the runner's partial index; a query uses the index only where it states
-#: this very condition with the values written out (see ci_runs.is_active)
+#: the condition of the runner's partial indexes; a query uses them only where it states
+#: this very condition with the values written out (see store/ci_runs.py, ``_IS_ACTIVE``)
 ACTIVE_RUNS_SQL = "status IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES))
 
 metadata = MetaData(
