@@ -526,19 +526,22 @@ async def test_cancelling_run_closes_everything(server: TargetServer) -> None:
 
 
 def test_under_uvloop() -> None:
-    """Puerta serves on uvloop; its transports are not asyncio's classes."""
+    """Puerta serves on uvloop; its transports are not asyncio's classes. Closed loop: every
+    request sent is answered and counted, however slow the machine (an open loop at a fixed
+    rate drops the requests a stalled VM could not send in time, which is not the point)."""
 
     async def main() -> tuple[LoadStats, int]:
         target = TargetServer()
         await target.start()
         try:
-            stats = await LoadGenerator(spec(target.url("/delay/2"), rate=500, seconds=0.5)).run()
+            stats = await LoadGenerator(spec(target.url("/delay/2"), seconds=0.5)).run()
         finally:
             await target.close()
         return stats, len(target.requests)
 
     stats, seen = uvloop.run(main())
-    assert stats.errors == {} and stats.completed == seen == 250
+    assert stats.errors == {} and stats.completed == seen == stats.sent
+    assert stats.completed >= 10  # ten connections, each answered at least once
     assert stats.p50_ms is not None and 2 <= stats.p50_ms < 50  # 2 ms plus a busy machine
 
 
