@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -46,6 +47,14 @@ ACTIVE_RUN_STATUSES = ("pending", "queued", "running")
 #: the condition of the runner's partial indexes; a query uses them only where it states
 #: this very condition with the values written out (see store/ci_runs.py, ``_IS_ACTIVE``)
 ACTIVE_RUNS_SQL = "status IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES))
+
+
+def _of_active_runs(condition: str) -> dict[str, Any]:
+    """A partial index of the active CI runs that also meet ``condition``, on either
+    database."""
+    where = text(f"{ACTIVE_RUNS_SQL} AND {condition}")
+    return {"sqlite_where": where, "postgresql_where": where}
+
 
 metadata = MetaData(
     naming_convention={
@@ -227,15 +236,13 @@ ci_runs = Table(
         "abandon_since",
         "next_check_at",
         "id",
-        sqlite_where=text(f"{ACTIVE_RUNS_SQL} AND abandon_since IS NOT NULL"),
-        postgresql_where=text(f"{ACTIVE_RUNS_SQL} AND abandon_since IS NOT NULL"),
+        **_of_active_runs("abandon_since IS NOT NULL"),
     ),
     Index(
         "ix_ci_runs_due",
         "next_check_at",
         "id",
-        sqlite_where=text(f"{ACTIVE_RUNS_SQL} AND abandon_since IS NULL"),
-        postgresql_where=text(f"{ACTIVE_RUNS_SQL} AND abandon_since IS NULL"),
+        **_of_active_runs("abandon_since IS NULL"),
     ),
     Index(None, "provider", "external_id"),
     Index(None, "correlation"),

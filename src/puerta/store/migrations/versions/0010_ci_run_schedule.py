@@ -13,6 +13,8 @@ active run, and finished runs (history) never slow it down.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -22,6 +24,12 @@ branch_labels = None
 depends_on = None
 
 _ACTIVE = "status IN ('pending', 'queued', 'running')"
+
+
+def _of_active_runs(condition: str) -> dict[str, Any]:
+    """A partial index's condition on either database: the active runs meeting ``condition``."""
+    where = sa.text(f"{_ACTIVE} AND {condition}")
+    return {"sqlite_where": where, "postgresql_where": where}
 
 
 def upgrade() -> None:
@@ -39,15 +47,13 @@ def upgrade() -> None:
         "ix_ci_runs_to_abandon",
         "ci_runs",
         ["abandon_since", "next_check_at", "id"],
-        sqlite_where=sa.text(f"{_ACTIVE} AND abandon_since IS NOT NULL"),
-        postgresql_where=sa.text(f"{_ACTIVE} AND abandon_since IS NOT NULL"),
+        **_of_active_runs("abandon_since IS NOT NULL"),
     )
     op.create_index(
         "ix_ci_runs_due",
         "ci_runs",
         ["next_check_at", "id"],
-        sqlite_where=sa.text(f"{_ACTIVE} AND abandon_since IS NULL"),
-        postgresql_where=sa.text(f"{_ACTIVE} AND abandon_since IS NULL"),
+        **_of_active_runs("abandon_since IS NULL"),
     )
 
 
