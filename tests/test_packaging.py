@@ -272,7 +272,21 @@ RENDER_CASES: dict[str, dict[str, Any]] = {
         "values": {"existingPolicyConfigMap": "platform-policy", "rbac": {"create": False}},
     },
 }
-LINT_CASES: dict[str, Any] = {"default": None, "full": FULL_VALUES}
+WORKER_VALUES: dict[str, Any] = {
+    **FULL_VALUES,
+    "worker": {
+        "enabled": True,
+        "replicaCount": 2,
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
+        "extraSecretEnv": [{"name": "SLACK_BOT_TOKEN", "secretName": "puerta-chat", "key": "bot"}],
+    },
+}
+RENDER_CASES["worker"] = {"release": RELEASE, "values": WORKER_VALUES}
+RENDER_CASES["sqlite-worker"] = {
+    "release": RELEASE,
+    "values": {"replicaCount": 1, "database": {"existingSecret": ""}, "worker": {"enabled": True}},
+}
+LINT_CASES: dict[str, Any] = {"default": None, "full": FULL_VALUES, "worker": WORKER_VALUES}
 
 
 @dataclass(frozen=True)
@@ -922,6 +936,59 @@ def test_sqlite_is_one_replica_on_a_volume(helm: HelmResults) -> None:
 
     error = helm.renders["sqlite-two-replicas"].get("error", "")
     assert "replicaCount > 1 needs PostgreSQL" in error
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def test_a_worker_deployment_takes_the_background_work(helm: HelmResults) -> None:
+    """worker.enabled: the pods behind the Service answer calls only (role web), a Deployment
+    of their own does the background work (role worker) with its own secrets and resources,
+    and no selector of one side picks the other's pods."""
+    objects = helm.objects("worker")
+    web = only(objects, "Deployment", RELEASE)
+    worker = only(objects, "Deployment", f"{RELEASE}-worker")
+    assert env_of(web)["PUERTA_ROLE"]["value"] == "web"
+    assert env_of(worker)["PUERTA_ROLE"]["value"] == "worker"
+    assert "PUERTA_ROLE" not in env_of(only(helm.objects("full"), "Deployment"))  # role all
+
+    web_pods = web["spec"]["template"]["metadata"]["labels"]
+    worker_pods = worker["spec"]["template"]["metadata"]["labels"]
+    service = only(objects, "Service", RELEASE)
+    assert selects(service["spec"]["selector"], web_pods)
+    assert not selects(service["spec"]["selector"], worker_pods), "Flagger would reach a worker"
+    assert not selects(web["spec"]["selector"]["matchLabels"], worker_pods)
+    assert not selects(worker["spec"]["selector"]["matchLabels"], web_pods)
+    assert selects(worker["spec"]["selector"]["matchLabels"], worker_pods)
+
+    assert "SLACK_BOT_TOKEN" in env_of(worker)
+    assert "SLACK_BOT_TOKEN" not in env_of(web), "outbound secrets stay off the web pods"
+    assert "GITHUB_TOKEN" in env_of(worker) and "GITHUB_TOKEN" in env_of(web)
+    assert container(worker)["resources"]["requests"] == {"cpu": "250m", "memory": "256Mi"}
+    assert container(web)["resources"]["requests"] == {"cpu": "100m", "memory": "192Mi"}
+    assert "lifecycle" not in container(worker), "no Service routes to it: no preStop wait"
+    assert "lifecycle" in container(web)
+    assert worker["spec"]["replicas"] == 2
+
+    worker_service = only(objects, "Service", f"{RELEASE}-worker")
+    assert selects(worker_service["spec"]["selector"], worker_pods)
+    monitor = only(objects, "ServiceMonitor")
+    for scraped in (service, worker_service):
+        assert selects(monitor["spec"]["selector"]["matchLabels"], scraped["metadata"]["labels"])
+    budgets = {d["metadata"]["name"]: d for d in objects if d["kind"] == "PodDisruptionBudget"}
+    assert selects(budgets[f"{RELEASE}-worker"]["spec"]["selector"]["matchLabels"], worker_pods)
+    assert selects(budgets[RELEASE]["spec"]["selector"]["matchLabels"], web_pods)
+    assert not selects(budgets[RELEASE]["spec"]["selector"]["matchLabels"], worker_pods)
+
+    for deployment in (web, worker):
+        for name, entry in env_of(deployment).items():
+            if re.search(r"TOKEN|SECRET|DATABASE_URL|PASSWORD", name):
+                assert set(entry["valueFrom"]) == {"secretKeyRef"}, name
+    notes = helm.manifests("worker")["puerta/templates/NOTES.txt"]
+    assert f"deployment/{RELEASE}-worker" in notes
+    error = helm.renders["sqlite-worker"].get("error", "")
+    assert "worker.enabled needs PostgreSQL" in error
 
 
 def test_an_own_policy_configmap_and_another_release_name(helm: HelmResults) -> None:

@@ -26,6 +26,7 @@ from puerta.api import delivery as delivery_api
 from puerta.api import notifications as notifications_api
 from puerta.api import promotions as promotions_api
 from puerta.api.auth import TokenRegistry
+from puerta.api.worker_only import WorkerOnly
 from puerta.ci.registry import build_providers, close_providers, read_tokens
 from puerta.ci.webhooks import read_webhook_secrets
 from puerta.clock import Clock, SystemClock
@@ -49,6 +50,7 @@ from puerta.service.hooks import HookService
 from puerta.service.load_runner import LoadRunner
 from puerta.service.notifier import NotificationWorker
 from puerta.service.promoter import Promoter
+from puerta.service.run_changes import RunChanges
 from puerta.settings import Settings
 from puerta.store.db import Database
 
@@ -78,24 +80,20 @@ def create_app(
     if tokens is None:
         tokens = TokenRegistry.from_policy(compiled.policy, settings.environ)
     the_clock = clock or SystemClock()
-    # CI secrets are needed only where runs are triggered and followed; in-process tools
-    # without background work (simulate, explain --policy) run without them
-    ci_tokens = read_tokens(compiled.policy.ci, settings.environ) if settings.background else {}
-    webhook_secrets = (
-        read_webhook_secrets(compiled.policy.ci, settings.environ) if settings.background else {}
-    )
+    # Secrets are read only where they are used: in-process tools without outside effects
+    # (simulate, explain --policy) read none, and a replica with role ``web`` (which may face
+    # the internet, for the dashboard and the CI webhooks) reads none of the outbound ones
+    # (CI, chat, promotion webhooks): only its background workers call out with them
+    effects = settings.background
+    workers = settings.runs_workers
+    ci_tokens = read_tokens(compiled.policy.ci, settings.environ) if workers else {}
+    webhook_secrets = read_webhook_secrets(compiled.policy.ci, settings.environ) if effects else {}
     notifications = compiled.policy.notifications
     notify_secrets = (
-        read_notify_secrets(notifications, settings.environ)
-        if settings.background
-        else NotifySecrets()
+        read_notify_secrets(notifications, settings.environ) if workers else NotifySecrets()
     )
-    github_token = (
-        read_github_token(compiled.policy, settings.environ) if settings.background else None
-    )
-    promote_secrets = (
-        read_promote_secrets(compiled.policy, settings.environ) if settings.background else {}
-    )
+    github_token = read_github_token(compiled.policy, settings.environ) if effects else None
+    promote_secrets = read_promote_secrets(compiled.policy, settings.environ) if workers else {}
     promotes = any(env.spec.promote for env in compiled.environments)
     database_url = settings.resolve_database_url(compiled.policy.database.url)
     lease = timedelta(seconds=settings.lease)
@@ -109,20 +107,20 @@ def create_app(
         app.state.hook_service = HookService(db, compiled, the_clock)
         app.state.admin_service = AdminService(db, the_clock, notifications)
         app.state.explain_service = ExplainService(db, compiled)
+        # held hook calls wait on it; without outside effects nothing changes runs, so nothing
+        # is held
+        run_changes = RunChanges() if effects else None
+        app.state.run_changes = run_changes
         commands = loadtester.start(app)  # flagger-loadtester task commands of this replica
         runner = (
             LoadRunner(db, the_clock, interval=settings.runner_interval, lease=lease)
-            if settings.background
+            if workers
             else None
         )
         app.state.load_runner = runner
         if runner is not None:
             await runner.start()
-        providers = (
-            build_providers(compiled.policy.ci, ci_tokens, db, the_clock)
-            if settings.background
-            else {}
-        )
+        providers = build_providers(compiled.policy.ci, ci_tokens, db, the_clock) if workers else {}
         ci_runner = (
             CiRunner(
                 db,
@@ -132,8 +130,9 @@ def create_app(
                 lease=lease,
                 metrics=app.state.metrics,
                 notifications=notifications,
+                changes=run_changes,
             )
-            if settings.background
+            if workers
             else None
         )
         app.state.ci_runner = ci_runner
@@ -146,7 +145,7 @@ def create_app(
                 interval=settings.runner_interval,
                 retention=compiled.policy.audit.retention_period(),
             )
-            if settings.background
+            if workers
             else None
         )
         app.state.audit_sealer = sealer
@@ -166,7 +165,7 @@ def create_app(
                 lease=lease,
                 metrics=app.state.metrics,
             )
-            if settings.background and notifications.routes
+            if workers and notifications.routes
             else None
         )
         app.state.notifier = notifier
@@ -186,16 +185,14 @@ def create_app(
                 interval=settings.runner_interval,
                 lease=lease,
             )
-            if settings.background and (bool(compiled.policy.commits.rules) or promotes)
+            if workers and (bool(compiled.policy.commits.rules) or promotes)
             else None
         )
         app.state.promoter = promoter
         if promoter is not None:
             await promoter.start()
         delivery_metrics = (
-            DeliveryMetrics(db, the_clock, app.state.metrics.registry)
-            if settings.background
-            else None
+            DeliveryMetrics(db, the_clock, app.state.metrics.registry) if workers else None
         )
         app.state.delivery_metrics = delivery_metrics
         if delivery_metrics is not None:
@@ -204,8 +201,16 @@ def create_app(
             "puerta started",
             version=__version__,
             database=db.dialect,
+            role=settings.role,
             environments=[e.name for e in compiled.environments],
         )
+        if settings.background and not workers:
+            log.info(
+                "background work left to other replicas",
+                role=settings.role,
+                reason="CI runs, notifications, promotions, load tests and audit sealing run "
+                "on replicas with role worker or all, on the same database",
+            )
         if freeze_startup_objects:
             gc.collect()
             gc.freeze()
@@ -221,8 +226,8 @@ def create_app(
                     await sealer.stop()
                 # together: each lets its round under way finish (briefly), then hands back
                 # what it holds, so the other replicas take it over at once
-                workers = [w for w in (promoter, notifier, ci_runner) if w is not None]
-                await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+                leased = [w for w in (promoter, notifier, ci_runner) if w is not None]
+                await asyncio.gather(*(w.stop() for w in leased), return_exceptions=True)
                 if runner is not None:
                     await runner.stop()
             finally:
@@ -245,6 +250,7 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.clock = the_clock
     app.state.ci_runner = None
+    app.state.run_changes = None
     app.state.audit_sealer = None
     app.state.notifier = None
     app.state.promoter = None
@@ -268,6 +274,8 @@ def create_app(
     loadtester.install(app)  # flagger-loadtester endpoints: /gate/*, /rollback/*, POST /
     _install_error_handlers(app)
     _document_hooks(app)
+    if not settings.answers_calls:
+        app.add_middleware(WorkerOnly)
     return app
 
 

@@ -16,6 +16,10 @@ from typing import Literal
 from puerta.store.db import DEFAULT_DATABASE_URL
 
 LogFormat = Literal["json", "console"]
+#: which work a replica does: ``all`` (answer calls and do background work), ``web`` (answer
+#: calls only) or ``worker`` (background work only; answers health, readiness and metrics)
+Role = Literal["all", "web", "worker"]
+ROLES: tuple[Role, ...] = ("all", "web", "worker")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class Settings:
     #: run background work (load generators); off for in-process tools that must have no
     #: outside effects (``simulate``, ``explain --policy``)
     background: bool = True
+    #: which work this replica does (``PUERTA_ROLE``). Splitting them keeps the CI runner's,
+    #: the notifier's and the load generators' work off the event loop that answers Flagger
+    role: Role = "all"
     #: seconds between two rounds of the load-test runner (claim, renew, report, stop)
     runner_interval: float = 1.0
     #: seconds a replica holds background work (a load test, a CI run, a notification, a
@@ -50,17 +57,32 @@ class Settings:
         log_format = env.get("PUERTA_LOG_FORMAT", "json")
         if log_format not in ("json", "console"):
             raise ValueError(f"PUERTA_LOG_FORMAT: {log_format!r} is not json or console")
+        role = env.get("PUERTA_ROLE", "all").lower()
+        if role not in ROLES:
+            raise ValueError(f"PUERTA_ROLE: {role!r} is not one of {', '.join(ROLES)}")
         return cls(
             config_path=Path(path),
             database_url=env.get("PUERTA_DATABASE_URL") or None,
             log_level=env.get("PUERTA_LOG_LEVEL", "info").lower(),
             log_format=log_format,  # type: ignore[arg-type]
+            role=role,
             migrate_on_start=env.get("PUERTA_MIGRATE_ON_START", "true").lower() != "false",
             runner_interval=_positive(env, "PUERTA_RUNNER_INTERVAL", 1.0),
             lease=_positive(env, "PUERTA_LEASE", 30.0),
             shutdown_grace=_positive(env, "PUERTA_SHUTDOWN_GRACE", 25.0),
             environ=env,
         )
+
+    @property
+    def runs_workers(self) -> bool:
+        """This replica runs the background workers (CI runs, notifications, promotions,
+        load generators, audit sealing, delivery figures)."""
+        return self.background and self.role != "web"
+
+    @property
+    def answers_calls(self) -> bool:
+        """This replica answers hooks, the API, the dashboard and the CI webhooks."""
+        return self.role != "worker"
 
     def resolve_database_url(self, from_policy: str | None) -> str:
         return self.database_url or from_policy or DEFAULT_DATABASE_URL

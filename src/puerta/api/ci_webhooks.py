@@ -30,6 +30,7 @@ from puerta.metrics import Metrics
 from puerta.policy import CompiledPolicy
 from puerta.service import ci_events
 from puerta.service.ci_runner import CiRunner
+from puerta.service.run_changes import RunChanges
 from puerta.store.db import Database
 
 PATH = "/webhooks/ci/{provider}"
@@ -130,12 +131,13 @@ async def _github(
 
 def _done(request: Request, name: str, applied: ci_events.Applied) -> PlainTextResponse:
     runner: CiRunner | None = request.app.state.ci_runner
+    changes: RunChanges | None = request.app.state.run_changes
     if applied.finished and applied.status is not None:
         metrics: Metrics = request.app.state.metrics
         metrics.e2e_runs_finished.labels(name, applied.status).inc()
+    if applied.finished and changes is not None:
+        changes.notify()  # calls held on this replica decide again at once
     if runner is not None and (applied.finished or applied.due_now):
-        if applied.finished:
-            runner.notify_changed()
         runner.wake()
     log.info("ci webhook", provider=name, run=applied.run_id, result=applied.message)
     return _text(200, applied.message)

@@ -24,6 +24,7 @@ from puerta.service.ci_runner import CiRunner
 from puerta.service.hooks import HookOutcome, HookService
 from puerta.service.notifier import NotificationWorker
 from puerta.service.promoter import Promoter
+from puerta.service.run_changes import RunChanges
 
 PATH = "/hooks/{hook_type}"
 HOLD_RECHECK_S = 1.0  # a held call re-reads its runs this often (changes of other replicas)
@@ -108,7 +109,7 @@ def _text(status: int, body: str) -> PlainTextResponse:
 
 async def _hold(
     service: HookService,
-    runner: CiRunner,
+    changes: RunChanges,
     hook: HookType,
     payload: FlaggerPayload,
     outcome: HookOutcome,
@@ -129,7 +130,7 @@ async def _hold(
     before = await service.ci_state(payload, seq)
     now = before
     while (remaining := limit - time.perf_counter()) > 0:
-        await runner.wait_changed(min(remaining, HOLD_RECHECK_S))
+        await changes.wait(min(remaining, HOLD_RECHECK_S))
         now = await service.ci_state(payload, seq)
         if any(status in SETTLED for _, status in now):
             break
@@ -182,11 +183,11 @@ async def flagger_hook(request: Request) -> PlainTextResponse:
     if promoter is not None and outcome.applied.promotions:
         promoter.wake()
     runner: CiRunner | None = request.app.state.ci_runner
-    if runner is not None:
-        if outcome.applied.ci_runs:
-            runner.wake()  # trigger the run now, not at the next round
-        if outcome.decision.verdict is Verdict.WAIT and outcome.decision.hold:
-            outcome = await _hold(service, runner, hook, payload, outcome, started)
+    if runner is not None and outcome.applied.ci_runs:
+        runner.wake()  # trigger the run now, not at the next round
+    changes: RunChanges | None = request.app.state.run_changes
+    if changes is not None and outcome.decision.verdict is Verdict.WAIT and outcome.decision.hold:
+        outcome = await _hold(service, changes, hook, payload, outcome, started)
     decision = outcome.decision
     elapsed = time.perf_counter() - started
     metrics.hook_calls.labels(hook.value, decision.verdict.value).inc()

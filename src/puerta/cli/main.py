@@ -52,6 +52,13 @@ def serve(
     log_format: Annotated[
         str | None, typer.Option(help="json or console (default: PUERTA_LOG_FORMAT or json)")
     ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="all: answer calls and do the background work; web: answer calls only; "
+            "worker: background work only (default: PUERTA_ROLE or all)"
+        ),
+    ] = None,
 ) -> None:
     """Run Puerta's HTTP service (refuses to start on an invalid policy file)."""
     import os
@@ -65,6 +72,8 @@ def serve(
     environ = dict(os.environ)
     if log_format:
         environ["PUERTA_LOG_FORMAT"] = log_format
+    if role:
+        environ["PUERTA_ROLE"] = role
     try:
         settings = Settings.from_env(config, environ)
     except ValueError as exc:

@@ -78,6 +78,7 @@ from puerta.metrics import Metrics
 from puerta.notify.config import NotificationsConfig
 from puerta.service.load_runner import replica_name
 from puerta.service.notices import record_notice
+from puerta.service.run_changes import RunChanges
 from puerta.service.worker import BackgroundWorker
 from puerta.store import ci_runs
 from puerta.store.db import Database
@@ -204,6 +205,7 @@ class CiRunner(BackgroundWorker):
         concurrency: int = 8,
         metrics: Metrics | None = None,
         notifications: NotificationsConfig | None = None,
+        changes: RunChanges | None = None,
     ) -> None:
         super().__init__(interval)
         self.db = db
@@ -217,7 +219,8 @@ class CiRunner(BackgroundWorker):
         self.concurrency = concurrency
         self._blocked_until: dict[str, datetime] = {}  # provider -> after a 429
         self._marked: set[int] = set()  # runs claimed to trigger whose trigger is not sent yet
-        self._changed = asyncio.Event()
+        #: fired when this runner stores a run's change, for the hook calls held on it
+        self.changes = changes or RunChanges()
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -237,17 +240,6 @@ class CiRunner(BackgroundWorker):
         the next one starts an interval after this one began, not after it ended, and a
         provider's requests go out evenly instead of a second's worth every other second."""
         return max(0.0, self.interval - took)
-
-    async def wait_changed(self, seconds: float) -> None:
-        """Return when this replica stored a change of some run, or after ``seconds``."""
-        event = self._changed
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
-
-    def notify_changed(self) -> None:
-        """Wake held hook calls: a run changed (here, or through a webhook)."""
-        self._changed.set()
-        self._changed = asyncio.Event()
 
     # ---- one round --------------------------------------------------------------------------
 
@@ -728,6 +720,6 @@ class CiRunner(BackgroundWorker):
         within = self.lease.total_seconds() / 2
         if await self.db.write_persistently(write, within=within):
             if event is not None:
-                self.notify_changed()
+                self.changes.notify()
         else:
             log.info("ci run changed elsewhere; dropped this view of it", run=row.id)

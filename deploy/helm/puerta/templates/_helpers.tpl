@@ -62,3 +62,33 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: ["deployments", "daemonsets", "statefulsets"]
   verbs: ["get", "list", "watch"]
 {{- end }}
+
+{{/* The worker's resources (worker.enabled): RELEASE-puerta-worker. */}}
+{{- define "puerta.workerFullname" -}}
+{{- printf "%s-worker" (include "puerta.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels that select the worker's pods. Their name differs from the main pods' so that neither
+Deployment (nor the main Service, which Flagger calls) selects the other's pods.
+*/}}
+{{- define "puerta.workerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "puerta.name" . }}-worker
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: worker
+{{- end }}
+
+{{/* Labels of the worker's objects: the chart's, so one ServiceMonitor finds both Services. */}}
+{{- define "puerta.workerLabels" -}}
+{{ include "puerta.labels" . }}
+app.kubernetes.io/component: worker
+{{- end }}
+
+{{/* The selector labels of a pod template: (dict "root" $ "worker" BOOL). */}}
+{{- define "puerta.podSelectorLabels" -}}
+{{- if .worker }}
+{{- include "puerta.workerSelectorLabels" .root }}
+{{- else }}
+{{- include "puerta.selectorLabels" .root }}
+{{- end }}
+{{- end }}
