@@ -34,6 +34,11 @@ budget." What it does:
    over the turns, of the ratio of the two windows measured back to back), peak RSS <=
    200 MB, CI requests in any 60 s window <= requests_per_minute + burst.
 
+With ``--split`` (PostgreSQL only) each Puerta is two processes on its database, as in the Helm
+chart's ``worker.enabled``: a web replica (``--role web``) that gets the hook calls and is
+measured, and a worker replica (``--role worker``) that triggers and polls the CI runs. Both
+are frozen together while the other Puerta is measured; RSS is reported for each.
+
 It is a measurement, not a test: the exit status is 0 whatever the figures, non-zero only if
 something crashed. Every process it starts is stopped on exit (Ctrl-C and errors included) and
 the databases it created are dropped (``--keep`` keeps them, and the temp dir with the logs).
@@ -395,6 +400,7 @@ class PuertaRun:
     polled: int  # polled at the fixed rate
     phases: dict[str, Phase] = field(default_factory=dict)
     rss: RssSampler | None = None
+    worker_rss: RssSampler | None = None  # --split: the worker replica's
     measured_from: float = 0.0  # wall clock: start of the fixed-rate phase's window
     measured_to: float = 0.0
     ci_from: float = 0.0  # wall clock: first pre-rollout call (the runs start then)
@@ -629,6 +635,24 @@ class Running:
     log_path: Path
     windows: list[Phase] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)  # seconds, every window pooled
+    worker: subprocess.Popen[Any] | None = None  # --split: the worker replica
+    worker_log: Path | None = None
+
+    @property
+    def processes(self) -> list[subprocess.Popen[Any]]:
+        return [self.server] + ([self.worker] if self.worker is not None else [])
+
+    def check_alive(self) -> None:
+        logs = [self.log_path] + ([self.worker_log] if self.worker_log is not None else [])
+        for proc, log in zip(self.processes, logs, strict=False):
+            if proc.poll() is not None:
+                raise RuntimeError(f"puerta ({self.run.label}) died:\n{_tail(log)}")
+
+    def freeze(self, sig: signal.Signals) -> None:
+        """SIGSTOP or SIGCONT every process of this Puerta."""
+        for proc in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, sig)
 
 
 def start_puerta(
@@ -661,25 +685,42 @@ def start_puerta(
         PUERTA_LOG_FORMAT="json",
         PUERTA_BENCH_CI_TOKEN=FAKE_TOKEN,
     )
-    cmd = [
-        *(shlex.split(args.puerta_cmd) if args.puerta_cmd else _puerta_cmd()),
-        "serve",
-        "--config",
-        str(policy),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+
+    def serve_cmd(serve_port: int, role: str | None) -> list[str]:
+        return [
+            *(shlex.split(args.puerta_cmd) if args.puerta_cmd else _puerta_cmd()),
+            "serve",
+            "--config",
+            str(policy),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(serve_port),
+            *(["--role", role] if role else []),
+        ]
+
+    cmd = serve_cmd(port, "web" if args.split else None)
     print(f"\n== {label}: {' '.join(cmd)} on {store.kind}", file=sys.stderr, flush=True)
     res = PuertaRun(label, canaries, polled if polled is not None else canaries - runs)
     base = f"http://127.0.0.1:{port}"
     conns = args.connections
     with log_path.open("wb") as log:
         server = procs.start(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
+    running = Running(res, server, base, store, log_path)
     try:
         res.rss = RssSampler(server.pid).start()
         _wait_healthy(server, port, log_path, limit_s=60)
+        if args.split:
+            worker_port = free_port()
+            worker_cmd = serve_cmd(worker_port, "worker")
+            print(f"== {label} worker: {' '.join(worker_cmd)}", file=sys.stderr, flush=True)
+            running.worker_log = tmp / f"puerta-{label}-worker.log"
+            with running.worker_log.open("wb") as log:
+                running.worker = procs.start(
+                    worker_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp
+                )
+            res.worker_rss = RssSampler(running.worker.pid).start()
+            _wait_healthy(running.worker, worker_port, running.worker_log, limit_s=60)
         seed = Load("prime", base + HOOK, label, 0, canaries, "Initialized", conns)
         res.phases["seed confirm-rollout"] = run_phase(procs, seed, server.pid, store)
         if runs:
@@ -687,11 +728,18 @@ def start_puerta(
             pre = Load("prime", base + PRE_ROLLOUT, label, 0, runs, "Progressing", conns)
             res.phases["seed pre-rollout"] = run_phase(procs, pre, server.pid, store)
     except BaseException:
-        if res.rss is not None:
-            res.rss.stop()
-        procs.stop(server)
+        stop_puerta(procs, running)
         raise
-    return Running(res, server, base, store, log_path)
+    return running
+
+
+def stop_puerta(procs: Processes, puerta: Running) -> None:
+    """Stop the RSS samplers and every process of a Puerta."""
+    for sampler in (puerta.run.rss, puerta.run.worker_rss):
+        if sampler is not None:
+            sampler.stop()
+    for proc in puerta.processes:
+        procs.stop(proc)
 
 
 def measure_window(
@@ -720,8 +768,7 @@ def measure_window(
     puerta.windows.append(run_phase(procs, load, puerta.server.pid, puerta.store))
     puerta.latencies.extend(json.loads(latencies.read_text()))
     run.measured_to = time.time()
-    if puerta.server.poll() is not None:
-        raise RuntimeError(f"puerta ({run.label}) died:\n{_tail(puerta.log_path)}")
+    puerta.check_alive()
 
 
 def measure_interleaved(
@@ -743,11 +790,11 @@ def measure_interleaved(
             seconds = (
                 args.duration if measured is scale else args.baseline_duration
             ) / args.windows
-            os.kill(other.server.pid, signal.SIGSTOP)
+            other.freeze(signal.SIGSTOP)
             try:
                 measure_window(procs, measured, args, tmp, seconds)
             finally:
-                os.kill(other.server.pid, signal.SIGCONT)
+                other.freeze(signal.SIGCONT)
     for puerta in (base, scale):
         puerta.run.phases["rate"] = pooled(puerta)
 
@@ -795,15 +842,14 @@ def finish_puerta(procs: Processes, puerta: Running, args: argparse.Namespace) -
         if args.tail > 0 and res.ci_from:
             print(f"-- {res.label}: watching CI for {args.tail:g} s more", file=sys.stderr)
             time.sleep(args.tail)
-        if puerta.server.poll() is not None:
-            raise RuntimeError(f"puerta ({res.label}) died:\n{_tail(puerta.log_path)}")
+        puerta.check_alive()
         res.rows = count_rows(puerta.store)
         res.run_states = dict(puerta.store.query("SELECT status, count(*) FROM ci_runs GROUP BY 1"))
     finally:
-        if res.rss is not None:
-            res.rss.stop()
-        procs.stop(puerta.server)
+        stop_puerta(procs, puerta)
     res.log_counts = count_log_events(puerta.log_path)
+    if puerta.worker_log is not None:
+        res.log_counts += count_log_events(puerta.worker_log)
     res.table_writes = table_writes(puerta.store)  # after the stop: every backend flushed
     return res
 
@@ -919,8 +965,9 @@ def print_report(
 ) -> dict[str, Any]:
     rpm, burst = args.rpm, args.burst
     print()
+    split = "; web + worker replicas (--split)" if args.split else ""
     print(
-        f"scale benchmark {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, {backend}; "
+        f"scale benchmark {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, {backend}{split}; "
         f"confirm-rollout (manual gate: 403 + audit row) at {args.rate:g}/s, latency in ms "
         f"from the scheduled send time"
     )
@@ -991,6 +1038,11 @@ def print_report(
     base_overloaded = base_achieved < 0.98 * args.rate
 
     assert base.rss is not None and scale.rss is not None
+    worker_peak = (
+        max(scale.worker_rss.peak_mb(), (scale.worker_rss.hwm_kb or 0) / 1024)
+        if scale.worker_rss is not None
+        else None
+    )
     rss_peak = max(scale.rss.peak_mb(), (scale.rss.hwm_kb or 0) / 1024)
     rss_measured = scale.rss.peak_mb(since=scale.measured_from)
     base_peak = max(base.rss.peak_mb(), (base.rss.hwm_kb or 0) / 1024)
@@ -1007,6 +1059,8 @@ def print_report(
         f"{rss_peak:.1f} MB (during the fixed-rate phase {rss_measured:.1f} MB, at the end "
         f"{scale.rss.last_mb():.1f} MB)"
     )
+    if worker_peak is not None:
+        print(f"  --split: the scale Puerta's worker replica peaked at {worker_peak:.1f} MB")
     if args.runs:
         print()
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(ci.kinds.items()))
@@ -1045,7 +1099,8 @@ def print_report(
             )
 
     ok_p99 = ratio <= P99_RATIO_TARGET and not overloaded
-    ok_rss = rss_peak <= RSS_TARGET_MB
+    rss_checked = max(rss_peak, worker_peak or 0.0)  # --split: each process within the target
+    ok_rss = rss_checked <= RSS_TARGET_MB
     ok_ci = ci.max_60 <= bound_60 if args.runs else None
     print()
     print("target                                           measured      target      result")
@@ -1060,7 +1115,7 @@ def print_report(
     )
     print(
         f"puerta peak RSS, {scale.canaries} canaries + {args.runs} runs          "
-        f"{rss_peak:8.1f} MB   <= {RSS_TARGET_MB:g} MB   {_verdict(ok_rss)}"
+        f"{rss_checked:8.1f} MB   <= {RSS_TARGET_MB:g} MB   {_verdict(ok_rss)}"
     )
     if ok_ci is not None:
         print(
@@ -1096,6 +1151,7 @@ def print_report(
         "p99_pooled_ratio": pooled_ratio,
         "rss_peak_mb": rss_peak,
         "rss_baseline_peak_mb": base_peak,
+        "rss_worker_peak_mb": worker_peak,
         "ci_max_60": ci.max_60,
         "ci_max_10": ci.max_10,
         "ci_total": ci.total,
@@ -1163,6 +1219,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--sqlite", action="store_true", help="use SQLite files, not PostgreSQL")
     parser.add_argument(
+        "--split",
+        action="store_true",
+        help="each Puerta as a web replica (measured) beside a worker replica that does the "
+        "CI work, on one PostgreSQL database (the Helm chart's worker.enabled)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke check: 1,000 canaries, 100 runs, 20 s each, 2 windows",
@@ -1196,6 +1258,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--runs must not be negative")
     if args.polled is not None and not 0 < args.polled <= args.canaries - args.runs:
         parser.error("--polled must be positive and at most --canaries minus --runs")
+    if args.split and args.sqlite:
+        parser.error("--split needs PostgreSQL: two processes share the database")
     if args.runs > args.canaries:
         parser.error("--runs must not exceed --canaries (one run per canary)")
     return args
@@ -1257,8 +1321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure_interleaved(procs, runnings[0], runnings[1], args, tmp)
         finally:
             for running in runnings:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(running.server.pid, signal.SIGCONT)
+                running.freeze(signal.SIGCONT)
         base, scale = (finish_puerta(procs, running, args) for running in runnings)
         hits = fetch_ci_hits(ci_port)
         procs.stop(fake)
