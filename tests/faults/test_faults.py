@@ -1002,7 +1002,63 @@ def test_sigterm_finishes_in_flight_calls_and_hands_work_back_before_the_lease(
         assert max(Counter(thread).values()) == 1, "a notice delivered twice"
 
 
-# ---- 8. secrets never in logs -----------------------------------------------------------------
+# ---- 8. web and worker replicas: a worker dies, the web replica never notices -----------------
+
+
+def test_kill9_of_a_worker_leaves_the_web_replica_answering_and_no_run_lost(
+    cluster: ClusterFactory,
+) -> None:
+    """The Helm chart's worker.enabled: Flagger calls only the web replica, two worker
+    replicas do the CI work. A worker is killed with dispatches in flight (GitHub accepted none
+    of them); the other takes its runs over after the lease and triggers them. Every run is
+    dispatched once and passes, the web replica never calls CI itself, answers every gate, and
+    a worker refuses Flagger's calls with a 503 naming its role."""
+    fake = github_actions()
+    valve = Valve(fake.app)
+    names = [f"svc-{i}" for i in range(4)]
+    with serve_per_replica(valve, 3) as urls:
+        web_url, worker_urls = urls[0], urls[1:]
+        gates = e2e_environment()
+        (web,) = cluster(
+            [policy(ci_section(web_url), environments=gates)], env={"PUERTA_ROLE": "web"}
+        )
+        workers = cluster(
+            [policy(ci_section(u), environments=gates) for u in worker_urls],
+            env={"PUERTA_ROLE": "worker"},
+        )
+        call = payload("staging", "svc-x", phase="Initialized")
+        refused = workers[0].hook("confirm-rollout", call)
+        assert refused.status_code == 503, refused.text
+        assert "PUERTA_ROLE=worker" in refused.text
+
+        valve.hold(method="POST", path="/dispatches")
+        for name in names:
+            start_e2e(web, name)
+        victim, survivor = _kill_the_holder(valve, workers, worker_urls)
+        valve.open()
+        until(lambda: len(fake.runs) == len(names), what="every run triggered")
+        complete_all(fake)
+        until(
+            lambda: run_statuses(web) == dict.fromkeys(names, "succeeded"),
+            timeout=30,
+            what="every run succeeded",
+        )
+
+        runs = ci_runs(web)
+        dispatched = dispatch_counts(fake)
+        duplicates = sum(dispatched.values()) - len(runs)
+        lost = [r["name"] for r in runs if r["status"] != "succeeded"]
+        assert Counter(r["name"] for r in runs) == dict.fromkeys(names, 1)
+        assert (duplicates, lost) == (0, []), dispatched
+        assert valve.requests(port=port_of(web_url)) == [], "the web replica called CI"
+        assert valve.requests(port=port_of(worker_urls[workers.replicas.index(survivor)]))
+        for name in names:
+            answer = web.hook("confirm-promotion", payload("staging", name))
+            assert answer.status_code == 200, answer.text
+        assert not victim.alive
+
+
+# ---- 9. secrets never in logs -----------------------------------------------------------------
 
 
 def _signed(body: bytes, secret: str) -> str:
