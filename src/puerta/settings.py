@@ -29,8 +29,8 @@ class Settings:
     log_level: str = "info"
     log_format: LogFormat = "json"
     migrate_on_start: bool = True
-    #: run background work (load generators); off for in-process tools that must have no
-    #: outside effects (``simulate``, ``explain --policy``)
+    #: have outside effects at all (background work, secrets, held calls); off for in-process
+    #: tools that must have none (``simulate``, ``explain --policy``), whatever the role
     background: bool = True
     #: which work this replica does (``PUERTA_ROLE``). Splitting them keeps the CI runner's,
     #: the notifier's and the load generators' work off the event loop that answers Flagger
