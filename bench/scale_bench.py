@@ -366,6 +366,10 @@ class RssSampler:
     def last_mb(self) -> float:
         return self.samples[-1][1] / 1024 if self.samples else 0.0
 
+    def overall_peak_mb(self) -> float:
+        """The higher of the sampled peak and the kernel's (VmHWM, read at stop)."""
+        return max(self.peak_mb(), (self.hwm_kb or 0) / 1024)
+
 
 # --------------------------------------------------------------------------------------------
 # One Puerta
@@ -639,12 +643,19 @@ class Running:
     worker_log: Path | None = None
 
     @property
+    def members(self) -> list[tuple[subprocess.Popen[Any], Path]]:
+        """Each process of this Puerta with its log: the server, and the worker if any."""
+        pairs = [(self.server, self.log_path)]
+        if self.worker is not None and self.worker_log is not None:
+            pairs.append((self.worker, self.worker_log))
+        return pairs
+
+    @property
     def processes(self) -> list[subprocess.Popen[Any]]:
-        return [self.server] + ([self.worker] if self.worker is not None else [])
+        return [proc for proc, _ in self.members]
 
     def check_alive(self) -> None:
-        logs = [self.log_path] + ([self.worker_log] if self.worker_log is not None else [])
-        for proc, log in zip(self.processes, logs, strict=False):
+        for proc, log in self.members:
             if proc.poll() is not None:
                 raise RuntimeError(f"puerta ({self.run.label}) died:\n{_tail(log)}")
 
@@ -847,9 +858,8 @@ def finish_puerta(procs: Processes, puerta: Running, args: argparse.Namespace) -
         res.run_states = dict(puerta.store.query("SELECT status, count(*) FROM ci_runs GROUP BY 1"))
     finally:
         stop_puerta(procs, puerta)
-    res.log_counts = count_log_events(puerta.log_path)
-    if puerta.worker_log is not None:
-        res.log_counts += count_log_events(puerta.worker_log)
+    for _, log in puerta.members:
+        res.log_counts += count_log_events(log)
     res.table_writes = table_writes(puerta.store)  # after the stop: every backend flushed
     return res
 
@@ -1038,14 +1048,10 @@ def print_report(
     base_overloaded = base_achieved < 0.98 * args.rate
 
     assert base.rss is not None and scale.rss is not None
-    worker_peak = (
-        max(scale.worker_rss.peak_mb(), (scale.worker_rss.hwm_kb or 0) / 1024)
-        if scale.worker_rss is not None
-        else None
-    )
-    rss_peak = max(scale.rss.peak_mb(), (scale.rss.hwm_kb or 0) / 1024)
+    worker_peak = scale.worker_rss.overall_peak_mb() if scale.worker_rss is not None else None
+    rss_peak = scale.rss.overall_peak_mb()
     rss_measured = scale.rss.peak_mb(since=scale.measured_from)
-    base_peak = max(base.rss.peak_mb(), (base.rss.hwm_kb or 0) / 1024)
+    base_peak = base.rss.overall_peak_mb()
 
     bound_60 = rpm + burst
     bound_10 = burst + rpm / 6

@@ -295,6 +295,27 @@ def _kill_the_holder(valve: Valve, replicas: Replicas, urls: list[str]) -> tuple
     return victim, survivor
 
 
+def assert_each_run_once_and_passed(replica: Replica, fake: FakeGitHub, names: list[str]) -> None:
+    """Once every run of ``names`` succeeded (as ``replica`` reports them): each canary had one
+    run, dispatched once (no duplicate), none lost, and its promotion gate passes."""
+    until(
+        lambda: run_statuses(replica) == dict.fromkeys(names, "succeeded"),
+        timeout=30,
+        what="every run succeeded",
+    )
+    runs = ci_runs(replica)
+    expected = {(f"http://{n}-canary.staging", "rev-a") for n in names}
+    dispatched = dispatch_counts(fake)
+    duplicates = sum(dispatched.values()) - len(runs)
+    lost = [r["name"] for r in runs if r["status"] != "succeeded"]
+    assert Counter(r["name"] for r in runs) == dict.fromkeys(names, 1)
+    assert set(dispatched) == expected
+    assert (duplicates, lost) == (0, []), dispatched
+    for name in names:
+        answer = replica.hook("confirm-promotion", payload("staging", name))
+        assert answer.status_code == 200, answer.text
+
+
 def test_kill9_while_holding_ci_runs_loses_and_doubles_no_run(cluster: ClusterFactory) -> None:
     """Six canaries' E2E runs on GitHub Actions, started through both replicas. A replica is
     killed with a dispatch in flight (the other triggers the run again: GitHub accepted only
@@ -329,24 +350,7 @@ def test_kill9_while_holding_ci_runs_loses_and_doubles_no_run(cluster: ClusterFa
         start_e2e(survivor, "svc-5")
         until(lambda: len(fake.runs) == 6, what="the last run triggered")
         complete_all(fake)
-        until(
-            lambda: run_statuses(survivor) == dict.fromkeys(names, "succeeded"),
-            timeout=30,
-            what="every run succeeded",
-        )
-
-        runs = ci_runs(survivor)
-        per_canary = Counter(r["name"] for r in runs)
-        expected = {(f"http://{n}-canary.staging", "rev-a") for n in names}
-        dispatched = dispatch_counts(fake)
-        duplicates = sum(dispatched.values()) - len(runs)
-        lost = [r["name"] for r in runs if r["status"] != "succeeded"]
-        assert per_canary == dict.fromkeys(names, 1)
-        assert set(dispatched) == expected
-        assert (duplicates, lost) == (0, []), dispatched
-        for name in names:
-            answer = survivor.hook("confirm-promotion", payload("staging", name))
-            assert answer.status_code == 200, answer.text
+        assert_each_run_once_and_passed(survivor, fake, names)
 
 
 # ---- 2. kill -9 in the middle of an outbox delivery -------------------------------------------
@@ -1038,23 +1042,9 @@ def test_kill9_of_a_worker_leaves_the_web_replica_answering_and_no_run_lost(
         valve.open()
         until(lambda: len(fake.runs) == len(names), what="every run triggered")
         complete_all(fake)
-        until(
-            lambda: run_statuses(web) == dict.fromkeys(names, "succeeded"),
-            timeout=30,
-            what="every run succeeded",
-        )
-
-        runs = ci_runs(web)
-        dispatched = dispatch_counts(fake)
-        duplicates = sum(dispatched.values()) - len(runs)
-        lost = [r["name"] for r in runs if r["status"] != "succeeded"]
-        assert Counter(r["name"] for r in runs) == dict.fromkeys(names, 1)
-        assert (duplicates, lost) == (0, []), dispatched
+        assert_each_run_once_and_passed(web, fake, names)
         assert valve.requests(port=port_of(web_url)) == [], "the web replica called CI"
         assert valve.requests(port=port_of(worker_urls[workers.replicas.index(survivor)]))
-        for name in names:
-            answer = web.hook("confirm-promotion", payload("staging", name))
-            assert answer.status_code == 200, answer.text
         assert not victim.alive
 
 
