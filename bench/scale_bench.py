@@ -78,6 +78,10 @@ from processes import Processes, free_port, raise_interrupt
 HOOK = "/hooks/confirm-rollout"
 PRE_ROLLOUT = "/hooks/pre-rollout"
 P99_RATIO_TARGET = 1.2
+#: --rate auto: the windows offer this share of the baseline's capacity. A latency ratio only
+#: compares the two Puertas where neither queues: near capacity, waiting grows as 1/(1 - load),
+#: so one percent more CPU moves p99 by far more than one percent (bench/README.md)
+DEFAULT_LOAD_SHARE = 0.4
 RSS_TARGET_MB = 200.0
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 FAKE_TOKEN = "ghs_scale_bench_fake_token"
@@ -418,7 +422,8 @@ class PuertaRun:
 class Load:
     """One run of the load child: which hook, which canaries, closed loop or fixed rate."""
 
-    mode: str  # "prime" (each canary once, closed loop) | "rate" (open loop, cycling)
+    mode: str  # "prime" (each canary once, closed loop) | "max" (closed loop, cycling, for
+    # ``duration``: the most it answers) | "rate" (open loop, cycling)
     url: str
     label: str
     first: int  # canaries svc-{first:05d} ...
@@ -467,6 +472,15 @@ def load_child(load: Load) -> None:
                 **loadgen._common(rec),
                 "rps": round(len(rec.latencies) / elapsed, 1),
                 "window_s": round(elapsed, 3),
+            }
+        if load.mode == "max":
+            rec, window = await loadgen.closed_loop(
+                target, requests, load.connections, load.duration, load.warmup, load.timeout
+            )
+            return {
+                **loadgen._common(rec),
+                "rps": round(len(rec.latencies) / window, 1),
+                "window_s": window,
             }
         res = await loadgen.open_loop(
             target,
@@ -782,6 +796,55 @@ def measure_window(
     puerta.check_alive()
 
 
+def measure_capacity(
+    procs: Processes, puerta: Running, args: argparse.Namespace, seconds: float = 5.0
+) -> float:
+    """The most confirm-rollout calls a second ``puerta`` answers: a closed loop over the
+    canaries its windows poll, ``--connections`` of them back to back for ``seconds`` (after
+    the warm-up). The caller freezes the other Puerta meanwhile."""
+    run = puerta.run
+    load = Load(
+        "max",
+        puerta.base_url + HOOK,
+        f"{run.label} capacity",
+        run.canaries - run.polled,
+        run.polled,
+        "Initialized",
+        args.connections,
+        duration=seconds,
+        warmup=args.warmup,
+    )
+    phase = run_phase(procs, load, puerta.server.pid, puerta.store)
+    run.phases["capacity"] = phase
+    puerta.check_alive()
+    return float(phase.result["rps"])
+
+
+def rate_for(capacity: float, share: float) -> float:
+    """The fixed rate at ``share`` of a measured capacity, to the nearest 10/s (at least 10)."""
+    return max(10.0, round(capacity * share / 10.0) * 10.0)
+
+
+def calibrate_rate(
+    procs: Processes, base: Running, scale: Running, args: argparse.Namespace
+) -> None:
+    """Measure the baseline's capacity (the scale Puerta frozen meanwhile), and with ``--rate
+    auto`` set the windows' rate to ``--load-share`` of it."""
+    scale.freeze(signal.SIGSTOP)
+    try:
+        args.capacity = measure_capacity(procs, base, args)
+    finally:
+        scale.freeze(signal.SIGCONT)
+    chosen = "" if args.rate != "auto" else f" (--rate auto: {args.load_share:g} of it)"
+    if args.rate == "auto":
+        args.rate = rate_for(args.capacity, args.load_share)
+    print(
+        f"-- baseline capacity: {args.capacity:.0f} calls/s; windows at {args.rate:g}/s{chosen}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def measure_interleaved(
     procs: Processes, base: Running, scale: Running, args: argparse.Namespace, tmp: Path
 ) -> None:
@@ -981,6 +1044,13 @@ def print_report(
         f"confirm-rollout (manual gate: 403 + audit row) at {args.rate:g}/s, latency in ms "
         f"from the scheduled send time"
     )
+    capacity = base.phases["capacity"]
+    print(
+        f"baseline capacity (closed loop, {args.connections} connections, "
+        f"{capacity.result['window_s']:g} s): {args.capacity:.0f} calls/s, p50 "
+        f"{_ms(capacity.result['p50_ms'])} ms; the windows' rate is "
+        f"{args.rate / args.capacity:.0%} of it"
+    )
     print()
     print("seeding (HTTP, 32 connections):")
     for run in (base, scale):
@@ -1104,7 +1174,9 @@ def print_report(
                 f"{runs_upd / ci.total:.1f} run-row updates per request sent"
             )
 
-    ok_p99 = ratio <= P99_RATIO_TARGET and not overloaded
+    # a rate either Puerta did not hold says nothing about scale: no verdict at all
+    void = bool(overloaded) or base_overloaded
+    ok_p99 = ratio <= P99_RATIO_TARGET and not void
     rss_checked = max(rss_peak, worker_peak or 0.0)  # --split: each process within the target
     ok_rss = rss_checked <= RSS_TARGET_MB
     ok_ci = ci.max_60 <= bound_60 if args.runs else None
@@ -1113,7 +1185,7 @@ def print_report(
     print(
         f"hook p99 at {args.rate:g}/s, scale / baseline, median of {len(turns):>2} turns "
         f"                {ratio:5.2f}   <= {P99_RATIO_TARGET:<5}"
-        f"     {_verdict(ok_p99)}{overloaded}"
+        f"     {'VOID' if void else _verdict(ok_p99)}{overloaded}"
     )
     print(
         f"  (all windows pooled: {_ms(p99_scale)} / {_ms(p99_base)} ms = {pooled_ratio:.2f}; "
@@ -1134,7 +1206,7 @@ def print_report(
         print(
             f"note: the baseline itself answered only {base_achieved:.0f}/s of {args.rate:g}/s "
             f"scheduled: both latencies are queueing in an overloaded server, so the ratio says "
-            f"nothing about scale; measure at a rate the baseline holds (--rate)"
+            f"nothing about scale; measure at a rate the baseline holds (--rate auto)"
         )
     if args.runs and ci.max_10 > bound_10:
         print(
@@ -1153,6 +1225,9 @@ def print_report(
         "p99_baseline_ms": p99_base,
         "p99_scale_ms": p99_scale,
         "p99_ratio": ratio,
+        "p99_void": void,
+        "rate": args.rate,
+        "capacity_rps": args.capacity,
         "p99_turn_ratios": turns,
         "p99_pooled_ratio": pooled_ratio,
         "rss_peak_mb": rss_peak,
@@ -1199,7 +1274,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         help="canaries the scale Puerta's load cycles over (default: all without a run)",
     )
-    parser.add_argument("--rate", type=float, default=500.0, help="confirm-rollout calls/s")
+    parser.add_argument(
+        "--rate",
+        type=_rate,
+        default="auto",
+        help="confirm-rollout calls/s in the measured windows, or 'auto' (the default): "
+        "--load-share of the baseline's measured capacity",
+    )
+    parser.add_argument(
+        "--load-share",
+        type=float,
+        default=DEFAULT_LOAD_SHARE,
+        help="with --rate auto: the share of the baseline Puerta's capacity (the most calls/s "
+        "it answers, measured first) the windows offer",
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--connections", type=int, default=32, help="load connections")
     parser.add_argument(
@@ -1268,7 +1356,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--split needs PostgreSQL: two processes share the database")
     if args.runs > args.canaries:
         parser.error("--runs must not exceed --canaries (one run per canary)")
+    if not 0.0 < args.load_share < 1.0:
+        parser.error("--load-share must be between 0 and 1 (a share of the capacity)")
     return args
+
+
+def _rate(value: str) -> float | str:
+    """``--rate``: 'auto' or a positive number of calls a second."""
+    if value == "auto":
+        return value
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither 'auto' nor a number") from None
+    if not rate > 0:
+        raise argparse.ArgumentTypeError("the rate must be positive")
+    return rate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1324,6 +1427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     polled=args.polled,
                 )
             )
+            calibrate_rate(procs, runnings[0], runnings[1], args)
             measure_interleaved(procs, runnings[0], runnings[1], args, tmp)
         finally:
             for running in runnings:
