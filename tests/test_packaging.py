@@ -286,7 +286,33 @@ RENDER_CASES["sqlite-worker"] = {
     "release": RELEASE,
     "values": {"replicaCount": 1, "database": {"existingSecret": ""}, "worker": {"enabled": True}},
 }
-LINT_CASES: dict[str, Any] = {"default": None, "full": FULL_VALUES, "worker": WORKER_VALUES}
+AUTOSCALING_VALUES: dict[str, Any] = {
+    **FULL_VALUES,
+    "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 8},
+}
+RENDER_CASES["autoscaling"] = {"release": RELEASE, "values": AUTOSCALING_VALUES}
+RENDER_CASES["autoscaling-from-one"] = {
+    "release": RELEASE,
+    "values": {"autoscaling": {"enabled": True, "minReplicas": 1, "targetAverageCPU": "1500m"}},
+}
+RENDER_CASES["autoscaling-upside-down"] = {
+    "release": RELEASE,
+    "values": {"autoscaling": {"enabled": True, "minReplicas": 4, "maxReplicas": 2}},
+}
+RENDER_CASES["sqlite-autoscaling"] = {
+    "release": RELEASE,
+    "values": {
+        "replicaCount": 1,
+        "database": {"existingSecret": ""},
+        "autoscaling": {"enabled": True},
+    },
+}
+LINT_CASES: dict[str, Any] = {
+    "default": None,
+    "full": FULL_VALUES,
+    "worker": WORKER_VALUES,
+    "autoscaling": AUTOSCALING_VALUES,
+}
 
 
 @dataclass(frozen=True)
@@ -938,6 +964,43 @@ def test_sqlite_is_one_replica_on_a_volume(helm: HelmResults) -> None:
 
     error = helm.renders["sqlite-two-replicas"].get("error", "")
     assert "replicaCount > 1 needs PostgreSQL" in error
+
+
+def test_autoscaling_scales_the_pods_flagger_calls_on_their_cpu(helm: HelmResults) -> None:
+    assert "HorizontalPodAutoscaler" not in kinds(helm.objects("default"))
+
+    objects = helm.objects("autoscaling")
+    deployment = only(objects, "Deployment")
+    assert "replicas" not in deployment["spec"], "the autoscaler owns the replica count"
+    autoscaler = only(objects, "HorizontalPodAutoscaler")
+    assert autoscaler["apiVersion"] == "autoscaling/v2"
+    spec = autoscaler["spec"]
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (3, 8)
+    assert spec["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "AverageValue", "averageValue": "400m"},
+            },
+        }
+    ]
+    assert only(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+    from_one = helm.objects("autoscaling-from-one")
+    target = only(from_one, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]
+    assert target["target"]["averageValue"] == "1500m"
+    assert "PodDisruptionBudget" not in kinds(from_one), "a PDB of one pod blocks node drains"
+
+    upside_down = helm.renders["autoscaling-upside-down"].get("error", "")
+    assert "minReplicas (4) must be at least 1 and at most maxReplicas (2)" in upside_down
+    sqlite = helm.renders["sqlite-autoscaling"].get("error", "")
+    assert "autoscaling.enabled needs PostgreSQL" in sqlite
 
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
