@@ -54,6 +54,7 @@ import datetime as dt
 import json
 import math
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -1028,6 +1029,23 @@ def turn_ratios(base_p99s: Sequence[float], scale_p99s: Sequence[float]) -> list
     return [s / b if b else math.inf for b, s in zip(base_p99s, scale_p99s, strict=True)]
 
 
+def median_interval(
+    values: Sequence[float], level: float = 0.9, draws: int = 4000
+) -> tuple[float, float]:
+    """A percentile-bootstrap interval of the median of ``values``: how far the verdict would
+    move if the machine had dealt other turns. Seeded, so one run always prints the same."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    tail = (1.0 - level) / 2.0
+    return medians[int(tail * draws)], medians[min(draws - 1, int((1.0 - tail) * draws))]
+
+
+def sign_test(slower: int, turns: int) -> float:
+    """One-sided sign test: the chance of the scale Puerta being slower in ``slower`` or more
+    of ``turns`` turns if it were no slower than the baseline (each turn a coin toss)."""
+    return sum(math.comb(turns, k) for k in range(slower, turns + 1)) / 2.0**turns
+
+
 def print_report(
     base: PuertaRun,
     scale: PuertaRun,
@@ -1108,9 +1126,13 @@ def print_report(
     )
     ratio = statistics.median(turns)
     slower = sum(1 for r in turns if r > 1.0)
+    low, high = median_interval(turns)
+    chance = sign_test(slower, len(turns))
     print(
         f"  scale / baseline p99, turn by turn: {', '.join(f'{r:.2f}' for r in turns)} "
-        f"(median {ratio:.2f}; scale slower in {slower} of {len(turns)} turns)"
+        f"(median {ratio:.2f}, 90% bootstrap interval {low:.2f}-{high:.2f}; scale slower in "
+        f"{slower} of {len(turns)} turns, which a Puerta no slower than the baseline would be "
+        f"with probability {chance:.3f})"
     )
     achieved = scale.phases["rate"].result["achieved_rps"]
     overloaded = "" if achieved >= 0.98 * args.rate else f" (only {achieved:.0f}/s achieved)"
@@ -1229,6 +1251,9 @@ def print_report(
         "rate": args.rate,
         "capacity_rps": args.capacity,
         "p99_turn_ratios": turns,
+        "p99_ratio_interval_90": [low, high],
+        "p99_slower_turns": slower,
+        "p99_sign_test": chance,
         "p99_pooled_ratio": pooled_ratio,
         "rss_peak_mb": rss_peak,
         "rss_baseline_peak_mb": base_peak,
