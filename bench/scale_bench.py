@@ -17,8 +17,10 @@ budget." What it does:
    variant in bench/README.md) and ``poll_interval`` 10s (all options);
 3. **baseline**: a fresh Puerta (``puerta serve``, its own process) on a fresh PostgreSQL
    database (created here, dropped at the end; SQLite if no server answers), ~no canaries
-   (100, primed once) and no CI runs: ``POST /hooks/confirm-rollout`` at a fixed 500
-   requests/s, latency from each request's scheduled send time (``loadgen.py rate``);
+   (100, primed once) and no CI runs: ``POST /hooks/confirm-rollout`` at a fixed rate,
+   latency from each request's scheduled send time (``loadgen.py rate``). The rate is 40% of
+   the most this baseline answers, measured first (``--rate auto``; ``--load-share``; or
+   ``--rate N``): near capacity both Puertas queue, and the ratio compares queues;
 4. **scale**: another fresh Puerta on another fresh database. Seeded through HTTP, as Flagger
    would: one confirm-rollout for each of the 10,000 canaries (32 connections), then one
    pre-rollout for the first 1,000 of them, each recording an E2E run that the CI runner then
@@ -1394,8 +1396,8 @@ def _rate(value: str) -> float | str:
         rate = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is neither 'auto' nor a number") from None
-    if not rate > 0:
-        raise argparse.ArgumentTypeError("the rate must be positive")
+    if not (rate > 0 and math.isfinite(rate)):
+        raise argparse.ArgumentTypeError("the rate must be a positive number")
     return rate
 
 
