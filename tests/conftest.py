@@ -28,6 +28,7 @@ from puerta.clock import ManualClock
 from puerta.policy import parse_policy
 from puerta.settings import Settings
 from puerta.store.db import Database
+from required import skip_unless_required
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE_POLICY = Path(__file__).parent.parent / "examples" / "policy.yaml"
@@ -81,9 +82,7 @@ def postgres_server() -> Iterator[str]:
             f"PostgreSQL not reachable at {PG_ADMIN_URL} ({problem}); "
             "set PUERTA_TEST_POSTGRES_URL or run .ci/run, which starts one"
         )
-        if os.environ.get("PUERTA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_unless_required(message, "PUERTA_REQUIRE_POSTGRES")
     import asyncpg
 
     name = f"puerta_test_{uuid.uuid4().hex[:10]}"

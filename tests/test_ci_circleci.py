@@ -8,7 +8,6 @@ well-formed for the real API.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from puerta.ci.base import (
 )
 from puerta.ci.circleci import CircleCI, Slug, overall_state
 from puerta.clock import ManualClock
+from required import skip_unless_required
 
 TOKEN = "circle-5f3a9c0e77d2"
 PROJECT = "gh/acme/e2e"
@@ -78,9 +78,7 @@ def validator() -> SpecValidator:
     path = spec_file()
     if path is None:
         message = "CircleCI OpenAPI description not found (set PUERTA_CIRCLECI_SPEC)"
-        if os.environ.get("PUERTA_REQUIRE_SPECS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_unless_required(message, "PUERTA_REQUIRE_SPECS")
     return load(path)
 
 

@@ -30,6 +30,7 @@ from puerta.ci.base import (
 )
 from puerta.ci.github import GitHubActions, parse_workflow_run_event
 from puerta.clock import ManualClock
+from required import skip_unless_required
 
 TOKEN = "ghs_test_5f0c9a1e7b"
 START = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
@@ -849,9 +850,7 @@ def github_openapi() -> Any:
             f"GitHub's OpenAPI description is not at {path}: run scripts/fetch-specs "
             f"(or set {SPEC_ENV})"
         )
-        if os.environ.get("PUERTA_REQUIRE_SPECS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_unless_required(message, "PUERTA_REQUIRE_SPECS")
     from openapi_core import OpenAPI
 
     return OpenAPI.from_dict(_trimmed_spec(path))

@@ -46,6 +46,7 @@ from puerta.cli.simulate import simulate
 from puerta.domain.hooks import HookType
 from puerta.policy import load_policy
 from puerta.simulate.manifest import load_manifest
+from required import skip_unless_required
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -344,9 +345,7 @@ def _run_helm() -> HelmResults:
             "in the dev extra on Linux x86_64) is missing, so the chart was not rendered or "
             "linted; the plain manifests were still checked"
         )
-        if os.environ.get("PUERTA_REQUIRE_HELM") == "1":
-            pytest.fail(f"{message} (PUERTA_REQUIRE_HELM=1)")
-        pytest.skip(message)
+        skip_unless_required(message, "PUERTA_REQUIRE_HELM")
     request = {
         "chart": str(CHART),
         "namespace": NAMESPACE,

@@ -12,7 +12,6 @@ sets it), which turns the skip into a failure.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from ui_helpers import NEW, OLD, local
 
 from conftest import ADMIN, APPROVER, EXAMPLE_POLICY, VIEWER, Puerta, serve_in_thread
+from required import skip_unless_required
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -60,9 +60,7 @@ def browser() -> Iterator[Browser]:
     if problem is None and not Path(CHROMIUM).exists():
         problem = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
     if problem is not None:
-        if os.environ.get("PUERTA_REQUIRE_BROWSER") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
+        skip_unless_required(problem, "PUERTA_REQUIRE_BROWSER")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS

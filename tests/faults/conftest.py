@@ -24,6 +24,7 @@ from faults.replicas import (
     Replicas,
     leaked_secrets,
 )
+from required import skip_unless_required
 
 #: what every replica of the suite runs with (tests add to it)
 REPLICA_ENV = {
@@ -41,17 +42,13 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         server = PrivatePostgres()
     except PostgresUnavailable as exc:
         message = f"fault-injection suite skipped: {exc}"
-        if os.environ.get("PUERTA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_unless_required(message, "PUERTA_REQUIRE_POSTGRES")
     try:
         server.create()
     except PostgresUnavailable as exc:
         server.destroy()
         message = f"fault-injection suite skipped: {exc}"
-        if os.environ.get("PUERTA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_unless_required(message, "PUERTA_REQUIRE_POSTGRES")
     except BaseException:
         server.destroy()
         raise
