@@ -590,6 +590,21 @@ def _common(rec: Recorder) -> dict[str, Any]:
     }
 
 
+async def most_answered(
+    target: Target,
+    requests: Sequence[bytes],
+    connections: int,
+    duration: float,
+    warmup: float,
+    request_timeout: float,
+) -> dict[str, Any]:
+    """The closed loop for ``duration`` after ``warmup``: the most the server answers a second."""
+    rec, window = await closed_loop(
+        target, requests, connections, duration, warmup, request_timeout
+    )
+    return {**_common(rec), "rps": round(len(rec.latencies) / window, 1), "window_s": window}
+
+
 async def run_mode(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     requests = build_requests(target, args.canaries)
     if args.mode == "prime":
@@ -602,10 +617,9 @@ async def run_mode(args: argparse.Namespace, target: Target) -> dict[str, Any]:
             "window_s": round(elapsed, 3),
         }
     if args.mode == "max":
-        rec, window = await closed_loop(
+        return await most_answered(
             target, requests, args.connections, args.duration, args.warmup, args.timeout
         )
-        return {**_common(rec), "rps": round(len(rec.latencies) / window, 1), "window_s": window}
     res = await open_loop(
         target,
         requests,

@@ -477,14 +477,9 @@ def load_child(load: Load) -> None:
                 "window_s": round(elapsed, 3),
             }
         if load.mode == "max":
-            rec, window = await loadgen.closed_loop(
+            return await loadgen.most_answered(
                 target, requests, load.connections, load.duration, load.warmup, load.timeout
             )
-            return {
-                **loadgen._common(rec),
-                "rps": round(len(rec.latencies) / window, 1),
-                "window_s": window,
-            }
         res = await loadgen.open_loop(
             target,
             requests,
@@ -838,11 +833,12 @@ def calibrate_rate(
         args.capacity = measure_capacity(procs, base, args)
     finally:
         scale.freeze(signal.SIGCONT)
-    chosen = "" if args.rate != "auto" else f" (--rate auto: {args.load_share:g} of it)"
+    how = ""
     if args.rate == "auto":
         args.rate = rate_for(args.capacity, args.load_share)
+        how = f" (--rate auto: {args.load_share:g} of it)"
     print(
-        f"-- baseline capacity: {args.capacity:.0f} calls/s; windows at {args.rate:g}/s{chosen}",
+        f"-- baseline capacity: {args.capacity:.0f} calls/s; windows at {args.rate:g}/s{how}",
         file=sys.stderr,
         flush=True,
     )
