@@ -5,6 +5,8 @@ The budget is a token bucket in the database (``store/ci_runs.take_token``), so 
 together stay under ``requests_per_minute``. The CI runner books the token of a run's first
 request when it claims the run (``prepaid_token``). A request the budget cannot grant now is
 not sent: :class:`BudgetExhausted` (a :class:`RateLimited`) tells the runner how long to wait.
+A granted request goes out on a worker thread (``ci/threaded_transport.py``), off the event
+loop that answers Flagger.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from puerta.ci.config import CiConfig, CiProviderConfig
 from puerta.ci.github import GitHubActions
 from puerta.ci.gitlab import GitLabCI
 from puerta.ci.jenkins import Jenkins
+from puerta.ci.threaded_transport import ThreadedTransport
 from puerta.clock import Clock
 from puerta.secret_refs import read_secret
 from puerta.store import ci_runs
@@ -115,7 +118,7 @@ def build_providers(
     for name, provider_config in config.providers.items():
         token = tokens[name]
         take = partial(_take, db, clock, name, provider_config)
-        budgeted = BudgetedTransport(transport or httpx.AsyncHTTPTransport(), take, name)
+        budgeted = BudgetedTransport(transport or ThreadedTransport(), take, name)
         client = httpx.AsyncClient(
             transport=budgeted,
             timeout=provider_config.request_timeout.total_seconds(),
