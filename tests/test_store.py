@@ -4,6 +4,7 @@ unit of work that fails takes nobody else's work with it."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from puerta.store import ci_runs
 from puerta.store import repository as repo
-from puerta.store.db import Database, normalise_url
+from puerta.store.db import Database, background_writes, normalise_url
 from puerta.store.tables import audit_events, canaries, rollouts
 from puerta.store.tables import ci_runs as ci_runs_table
 
@@ -125,6 +126,82 @@ async def test_sqlite_writes_keep_one_connection_and_its_page_cache(tmp_path: Pa
         assert len({conn for conn, _ in writes}) == 1
         assert {cache for _, cache in writes} == {-16 * 1024}  # KiB, SQLite's default: -2000
         assert {conn for conn, _ in writes}.isdisjoint(conn for conn, _ in reads)
+    finally:
+        await db.dispose()
+
+
+async def test_sqlite_commits_callers_writes_before_queued_background_writes(
+    tmp_path: Path,
+) -> None:
+    """A hook call's write does not wait for the CI runner's or the sealer's: of the writes
+    queued while the writer is busy, the callers' go first, whatever order they came in."""
+    db = Database(f"sqlite:///{tmp_path / 'order.db'}")
+    await db.migrate()
+    order: list[str] = []
+    busy, hold = threading.Event(), threading.Event()
+
+    def blocking(conn: Connection) -> None:
+        busy.set()
+        hold.wait(10)
+
+    def unit(name: str) -> Callable[[Connection], None]:
+        return lambda conn: order.append(name)
+
+    async def background(name: str) -> None:
+        with background_writes():
+            await db.write(unit(name))
+
+    try:
+        first = asyncio.create_task(db.write(blocking))
+        await asyncio.to_thread(busy.wait, 10)
+        queued = [
+            asyncio.create_task(background("runner claim")),
+            asyncio.create_task(db.write(unit("hook 1"))),
+            asyncio.create_task(background("sealer batch")),
+            asyncio.create_task(db.write(unit("hook 2"))),
+        ]
+        await asyncio.sleep(0)  # every task queues its write behind the busy writer
+        hold.set()
+        await asyncio.gather(first, *queued)
+        assert order == ["hook 1", "hook 2", "runner claim", "sealer batch"]
+    finally:
+        hold.set()
+        await db.dispose()
+
+
+async def test_sqlite_background_writes_are_not_starved_by_a_steady_stream_of_calls(
+    tmp_path: Path,
+) -> None:
+    """Calls' writes go first, but a background write waits for a few batches at most, even
+    when a call's write is queued the moment each batch ends (hook calls at full rate)."""
+    db = Database(f"sqlite:///{tmp_path / 'steady.db'}")
+    await db.migrate()
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+    calls: list[asyncio.Task[None]] = []
+
+    def call(n: int) -> None:
+        calls.append(asyncio.create_task(db.write(lambda conn: unit(n))))
+
+    def unit(n: int) -> None:
+        order.append(f"call {n}")
+        if n < 100:  # the next call's write is queued before this batch's commit is reported
+            loop.call_soon_threadsafe(call, n + 1)
+
+    async def background() -> None:
+        with background_writes():
+            await db.write(lambda conn: order.append("background"))
+
+    try:
+        call(0)
+        await background()
+        for _ in range(200):  # each batch adds the next call's task
+            await asyncio.gather(*calls)
+            if len(calls) == 101:
+                break
+        await asyncio.gather(*calls)
+        assert len(order) == 102
+        assert 0 < order.index("background") <= 10, order
     finally:
         await db.dispose()
 

@@ -25,7 +25,7 @@ import structlog
 from puerta.clock import Clock
 from puerta.domain.durations import format_duration
 from puerta.store import audit_chain
-from puerta.store.db import Database
+from puerta.store.db import Database, background_writes
 
 log = structlog.get_logger("puerta.audit")
 
@@ -66,7 +66,8 @@ class AuditSealer:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="puerta-audit-sealer")
+        with background_writes():  # the loop task inherits the mark
+            self._task = asyncio.create_task(self._loop(), name="puerta-audit-sealer")
 
     async def stop(self) -> None:
         """Stop the loop; records left unsealed are sealed by the next sealer to run."""

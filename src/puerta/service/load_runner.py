@@ -30,7 +30,7 @@ from puerta.domain.durations import format_duration
 from puerta.domain.rollouts import OPEN_STATUSES
 from puerta.load import RATE_ERROR_KINDS, LoadGenerator, LoadSpec, LoadStats
 from puerta.store import repository as repo
-from puerta.store.db import Database
+from puerta.store.db import Database, background_writes
 
 log = structlog.get_logger("puerta.load")
 _OPEN = {status.value for status in OPEN_STATUSES}
@@ -107,7 +107,8 @@ class LoadRunner:
         return sorted(self._owned)
 
     async def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._loop(), name="puerta-load-runner")
+        with background_writes():  # the loop task (and its generators) inherit the mark
+            self._loop_task = asyncio.create_task(self._loop(), name="puerta-load-runner")
 
     async def _loop(self) -> None:
         while True:

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from puerta.store.db import background_writes
+
 log = structlog.get_logger("puerta.worker")
 
 
@@ -26,7 +28,8 @@ class BackgroundWorker:
         self._loop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._loop(), name=self.name)
+        with background_writes():  # the loop task (and its tasks) inherit the mark
+            self._loop_task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self, *, finish: float = 2.0) -> None:
         """Graceful shutdown: take no new work; let the round under way finish (up to

@@ -23,6 +23,12 @@ Every unit of work is a synchronous function over a SQLAlchemy ``Connection`` th
   (``PRAGMA wal_checkpoint(PASSIVE)``, which runs beside the writer and the readers), not by
   whichever commit happens to fill it: a checkpoint copies and syncs pages for several
   milliseconds, and the hook calls of the batch that paid for it waited that long.
+  Background work (the CI runner, the outbox, the sealer: whatever runs inside
+  :func:`background_writes`) queues apart from the writes of calls someone is waiting on:
+  a batch holds one kind or the other, and the callers' writes go first. A runner's claim
+  that shared a batch with hook calls made each of them wait for it (a millisecond on
+  average, up to six); now it runs when no call's write is queued, or after
+  ``_MAX_DEFERRED`` batches went ahead of it, so it is never starved.
 
 Nothing blocks the event loop either way.
 """
@@ -32,8 +38,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,8 +59,27 @@ _SQLITE_READERS = 4
 #: page cache of the writer's connection (SQLite's default is 2 MiB): what a hook call
 #: touches at 10,000 canaries (their rows, their rollouts, the audit indexes) stays in it
 _WRITER_CACHE_KIB = 16 * 1024
+#: batches of callers' writes that may go ahead of queued background writes in a row
+_MAX_DEFERRED = 8
 
 T = TypeVar("T")
+_Unit = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
+
+#: set in the tasks of background workers (see ``background_writes``); tasks they create
+#: inherit it, so every write of a worker's round counts as background
+_BACKGROUND: ContextVar[bool] = ContextVar("puerta_db_background", default=False)
+
+
+@contextlib.contextmanager
+def background_writes() -> Iterator[None]:
+    """Within the block (and the tasks started in it), this task's writes are background
+    work: on SQLite they wait for the writes of calls someone is waiting on (hook calls,
+    admin actions), never the other way round. Workers wrap their loop in it."""
+    reset = _BACKGROUND.set(True)
+    try:
+        yield
+    finally:
+        _BACKGROUND.reset(reset)
 
 
 def normalise_url(url: str) -> str:
@@ -98,7 +124,9 @@ class Database:
             )
             _configure_sqlite(self._write_engine, cache_kib=_WRITER_CACHE_KIB)
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="puerta-db-writer")
-            self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+            self._pending: list[_Unit] = []  # callers' writes
+            self._background: list[_Unit] = []  # background workers' writes
+            self._deferred = 0  # batches that went ahead of queued background writes
             self._flusher: asyncio.Task[None] | None = None
             self._readers = ThreadPoolExecutor(_SQLITE_READERS, thread_name_prefix="puerta-db-read")
             self._checkpoint_every = checkpoint_every
@@ -134,16 +162,18 @@ class Database:
                 self._checkpoint_loop(), name="puerta-db-checkpoint"
             )
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((work, future))
+        (self._background if _BACKGROUND.get() else self._pending).append((work, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await future
 
     async def _flush(self) -> None:
-        """Hand queued writes to the writer thread, batch after batch, until none are left."""
+        """Hand queued writes to the writer thread, batch after batch, until none are left:
+        callers' writes first, background writes when none are queued (or after
+        ``_MAX_DEFERRED`` batches went ahead of them)."""
         loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
+        while self._pending or self._background:
+            batch = self._next_batch()
             try:
                 outcomes = await loop.run_in_executor(self._writer, self._sqlite_batch, batch)
             except BaseException as exc:  # cancelled (shutdown): the batch may not have run
@@ -158,6 +188,15 @@ class Database:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+
+    def _next_batch(self) -> list[_Unit]:
+        if self._pending and (not self._background or self._deferred < _MAX_DEFERRED):
+            self._deferred += bool(self._background)
+            batch, self._pending = self._pending, []
+        else:
+            self._deferred = 0
+            batch, self._background = self._background, []
+        return batch
 
     async def _checkpoint_loop(self) -> None:
         """Move committed pages from the WAL into the database file every second or so (see
@@ -176,9 +215,7 @@ class Database:
             assert driver is not None
             driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    def _sqlite_batch(
-        self, batch: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
-    ) -> list[tuple[bool, Any]]:
+    def _sqlite_batch(self, batch: list[_Unit]) -> list[tuple[bool, Any]]:
         """Run a batch in one transaction; if any unit fails, roll the batch back and run each
         unit alone, so only the failing one fails (units do nothing but database work, so
         running one again is safe)."""
