@@ -210,11 +210,13 @@ async def test_sqlite_background_writes_are_not_starved_by_a_steady_stream_of_ca
 
 
 def seed_runs(conn: Connection, count: int) -> list[int]:
-    canary_id = conn.execute(
+    key = conn.execute(
         insert(canaries).values(
             namespace="staging", name="svc", first_seen_at=NOW, last_seen_at=NOW
         )
-    ).inserted_primary_key[0]
+    ).inserted_primary_key
+    assert key is not None
+    canary_id = key[0]
     conn.execute(
         insert(rollouts).values(
             canary_id=canary_id, seq=1, status="progressing", started_at=NOW, updated_at=NOW
