@@ -1,10 +1,12 @@
 """Outbound CI HTTP on threads of its own, off the event loop that answers Flagger.
 
-A request through httpx's async transport costs the event loop several milliseconds of
-Python on a slow machine (`py-spy` of the CI runner alone: 81% of its event-loop time is
-httpx and httpcore building, sending and reading the exchange). Each of those steps runs
-between two awaits, so a hook call that arrives meanwhile waits behind it: one CI request a
-second was enough to move hook p99 by a tenth to a fifth in the scale benchmark.
+Most of what the CI runner does on the event loop is the HTTP exchange itself: `py-spy` of
+the runner alone put 81% of its event-loop time in httpx and httpcore building, sending and
+reading requests. Each of those steps runs between two awaits of the loop that answers
+Flagger, so a hook call that arrives meanwhile waits behind it. (The larger share of the
+runner's cost to hook calls turned out to be its writes sharing SQLite batches with them,
+which ``store/db.py`` now keeps apart; an event-loop lag probe could not see this part in
+isolation. bench/README.md, "Callers' writes first".)
 
 :class:`ThreadedTransport` keeps the providers' async API but sends each request with
 httpx's synchronous transport on a small thread pool, and reads the whole response there
